@@ -1,0 +1,204 @@
+"""The ``trainbed`` command line: thin typer verbs over the orchestrator, worker and analysis.
+
+Every verb maps a :class:`~trainbed.orchestrator.errors.TrainbedError` to one red line and its
+exit code (2 for the user's input), never a traceback. Output for people is a rich table; output
+for programs is ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from trainbed.orchestrator.errors import TrainbedError
+
+app = typer.Typer(
+    name="trainbed",
+    help="Factorial training-performance experiments: plan, run (locally or on Kubernetes), analyze.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn trainbed's own errors into one line and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TrainbedError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@_friendly
+def plan(
+    file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show the design: runs in run order, levels, generators, defining relation, aliases."""
+    from trainbed.orchestrator.design import build_design
+    from trainbed.orchestrator.plan_view import plan_json, render_plan
+    from trainbed.orchestrator.spec import load_campaign
+
+    campaign = load_campaign(file)
+    design = build_design(campaign)
+    if as_json:
+        sys.stdout.write(json.dumps(plan_json(campaign, design), indent=2) + "\n")
+    else:
+        render_plan(console, campaign, design)
+
+
+@app.command()
+@_friendly
+def schema() -> None:
+    """Print the JSON Schema of the campaign file."""
+    from trainbed.orchestrator.spec import campaign_json_schema
+
+    sys.stdout.write(json.dumps(campaign_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+@_friendly
+def run(
+    file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+    backend: Annotated[str, typer.Option(help="local | kubernetes")] = "local",
+    out: Annotated[Path, typer.Option(help="Results directory.")] = Path("results"),
+    resume: Annotated[bool, typer.Option(help="Continue a killed run in OUT.")] = False,
+    parallel: Annotated[
+        int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
+    ] = 1,
+    namespace: Annotated[str, typer.Option(help="Namespace (kubernetes backend).")] = "default",
+    analyze: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+) -> None:
+    """Run the campaign to the end, then analyse it."""
+    from trainbed.orchestrator.run_command import run_campaign
+
+    code = run_campaign(
+        file,
+        backend=backend,
+        out=out,
+        resume=resume,
+        parallel=parallel,
+        namespace=namespace,
+        analyze=analyze,
+        console=console,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+@_friendly
+def analyze(
+    results: Annotated[Path, typer.Argument(help="Results directory of one campaign.")],
+    out: Annotated[Path | None, typer.Option(help="Report folder (default RESULTS/report).")] = None,
+    log: Annotated[
+        list[str] | None, typer.Option("--log", help="Fit log(RESPONSE); repeatable.")
+    ] = None,
+    tta: Annotated[
+        list[float] | None,
+        typer.Option("--tta", help="Extra time-to-accuracy threshold (fraction); repeatable."),
+    ] = None,
+) -> None:
+    """Read a results directory and write the ANOVA report."""
+    from trainbed.analysis.report import write_report
+
+    path = write_report(results, out=out, log_responses=log or [], tta_thresholds=tta or [])
+    console.print(f"report: {path / 'index.md'}")
+
+
+@app.command()
+def worker(
+    spec: Annotated[Path, typer.Option("--spec", help="TRIAL.json")],
+    out: Annotated[Path, typer.Option("--out", help="Trial directory.")],
+) -> None:
+    """Run one rank of one trial (the entry point of worker processes and pods)."""
+    from trainbed.worker.main import main_worker
+
+    raise typer.Exit(main_worker(spec, out))
+
+
+@app.command()
+@_friendly
+def submit(file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+           namespace: Annotated[str, typer.Option()] = "default") -> None:
+    """Create (or update) the Campaign resource in the cluster."""
+    from trainbed.orchestrator.cluster_commands import submit as _submit
+
+    _submit(file, namespace=namespace, console=console)
+
+
+@app.command()
+@_friendly
+def status(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    namespace: Annotated[str, typer.Option()] = "default",
+    watch: Annotated[bool, typer.Option("--watch", help="Follow until done.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a Campaign's progress and its trials."""
+    from trainbed.orchestrator.cluster_commands import status as _status
+
+    _status(name, namespace=namespace, watch=watch, as_json=as_json, console=console)
+
+
+@app.command()
+@_friendly
+def logs(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    trial: Annotated[str, typer.Argument(help="Trial ID.")],
+    namespace: Annotated[str, typer.Option()] = "default",
+    rank: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Print a trial's worker log."""
+    from trainbed.orchestrator.cluster_commands import logs as _logs
+
+    _logs(name, trial, namespace=namespace, rank=rank, console=console)
+
+
+@app.command()
+@_friendly
+def collect(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    out: Annotated[Path, typer.Option(help="Local results directory.")],
+    namespace: Annotated[str, typer.Option()] = "default",
+) -> None:
+    """Copy a campaign's results directory from the cluster's PVC."""
+    from trainbed.orchestrator.cluster_commands import collect as _collect
+
+    _collect(name, out=out, namespace=namespace, console=console)
+
+
+@app.command()
+@_friendly
+def controller(
+    namespace: Annotated[str, typer.Option(help="Namespace to watch.")] = "default",
+) -> None:
+    """Run the Campaign controller (in the cluster, or from a laptop)."""
+    from trainbed.orchestrator.controller import run_controller
+
+    run_controller(namespace=namespace)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The files a trial leaves behind (contract, versioned): names, fields, tags, and atomic writers.
+
+The worker writes them, the local executor and the controller fill in a result when the worker
+could not (an OOM kill, a timeout), and the analysis reads them. Nothing else defines these names.
+
+Layout of ``DIR/<campaign>/trials/<trial_id>/``::
+
+    trial.json                 TRIAL_FILE, the TrialSpec as run
+    result.json                RESULT_FILE, a Result written atomically at the end
+    timestamps.jsonl           TIMESTAMPS_FILE, one Timestamp per line (start/stop per rank)
+    iterations/rank-<r>.csv    per-iteration timings of rank r (ITERATION_COLUMNS)
+    tb/                        TensorBoard events (rank 0), tags in TB_TAGS, hparams of the trial
+    logs/rank-<r>.log          the rank's stdout and stderr
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULT_SCHEMA = "trainbed.io/result/v1"
+
+TRIAL_FILE = "trial.json"
+RESULT_FILE = "result.json"
+TIMESTAMPS_FILE = "timestamps.jsonl"
+ITERATIONS_DIR = "iterations"
+TB_DIR = "tb"
+LOGS_DIR = "logs"
+
+#: Columns of ``iterations/rank-<r>.csv``. ``step`` counts from 1 within the epoch and
+#: ``global_step`` from 1 within the trial. ``data_wait_s`` is the time blocked on the DataLoader,
+#: ``compute_s`` forward + backward + optimizer step (synchronised on GPU), ``step_s`` their sum
+#: plus bookkeeping. The first iteration of the trial is ``global_step == 1``.
+ITERATION_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "epoch",
+    "step",
+    "global_step",
+    "samples",
+    "data_wait_s",
+    "compute_s",
+    "step_s",
+)
+
+#: Stable TensorBoard scalar tags (rank 0 writes them, the step is the 1-based epoch).
+TB_TAGS: dict[str, str] = {
+    "accuracy per epoch": "validation accuracy after each epoch (seed 001's tag), fraction",
+    "train/loss": "mean training loss of the epoch over all ranks",
+    "train/accuracy": "training accuracy of the epoch over all ranks, fraction",
+    "val/loss": "validation loss after the epoch",
+    "val/accuracy": "validation accuracy after the epoch, fraction",
+    "test/accuracy": "accuracy on the whole test set after the epoch, fraction",
+    "time/epoch_train_s": "training time of this epoch alone, seconds (never cumulative)",
+    "time/epoch_val_s": "validation (and test) time of this epoch, seconds",
+    "time/data_wait_s": "time blocked on the DataLoader during the epoch, seconds",
+    "time/compute_s": "forward+backward+step time during the epoch, seconds",
+    "throughput/samples_per_s": "training samples per second of this epoch, all ranks",
+}
+
+Status = Literal["succeeded", "failed", "oom_killed", "timed_out", "terminated"]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+
+
+class EpochRecord(BaseModel):
+    """One epoch's numbers, as kept in ``Result.epochs``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: int
+    train_time_s: float
+    val_time_s: float
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    samples_per_s: float | None = None
+    data_wait_s: float | None = None
+    compute_s: float | None = None
+
+
+class Result(BaseModel):
+    """``result.json`` (contract). Accuracies are fractions, times seconds, energy joules.
+
+    Fields the run could not produce stay ``None``; energy that nothing measured is ``None`` with
+    ``energy_source`` saying why, never an invented number.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: str = Field(RESULT_SCHEMA, alias="schema")
+    campaign: str | None = None
+    trial_id: str | None = None
+    status: Status
+    reason: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_time_s: float | None = None
+    train_time_s: float | None = None
+    epochs_run: int = 0
+    final_accuracy: float | None = None
+    best_accuracy: float | None = None
+    test_accuracy: float | None = None
+    time_to_accuracy_s: float | None = None
+    energy_to_accuracy_j: float | None = None
+    samples_per_s: float | None = None
+    energy_j: float | None = None
+    energy_source: str = "none"
+    first_iteration_s: float | None = None
+    validation_time_s: float | None = None
+    epochs: list[EpochRecord] = Field(default_factory=list)
+    enforcement: dict[str, Any] = Field(default_factory=dict)
+    seeds: dict[str, int] = Field(default_factory=dict)
+    world_size: int | None = None
+    device: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def now_iso() -> str:
+    """UTC timestamp with microseconds, the format of every time in the results directory."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file + fsync + rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(trial_dir: Path, result: Result) -> Path:
+    path = trial_dir / RESULT_FILE
+    atomic_write_text(path, result.to_json() + "\n")
+    return path
+
+
+def read_result(trial_dir: Path) -> Result | None:
+    """The trial's result, or ``None`` when there is none yet (the trial is incomplete)."""
+    path = trial_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    return Result.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def append_timestamp(trial_dir: Path, event: Literal["start", "stop"], rank: int, **extra: Any) -> None:
+    """Append one line to ``timestamps.jsonl``; one short O_APPEND write, so ranks don't interleave."""
+    line = json.dumps({"event": event, "rank": rank, "time": now_iso(), **extra}) + "\n"
+    path = trial_dir / TIMESTAMPS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def iterations_path(trial_dir: Path, rank: int) -> Path:
+    return trial_dir / ITERATIONS_DIR / f"rank-{rank}.csv"
+
+
+def log_path(trial_dir: Path, rank: int) -> Path:
+    return trial_dir / LOGS_DIR / f"rank-{rank}.log"

@@ -1,0 +1,141 @@
+"""The trial spec: what one trial trains and under which limits (contract).
+
+``spec.trial`` of a campaign file and the ``workload``/``resources`` keys of TRIAL.json are these
+models, so a campaign's defaults, a factor's dotted ``target`` and the worker all agree on one
+schema. They live in the worker package because the worker consumes them and must not import the
+orchestrator; the orchestrator's campaign spec builds on them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trainbed.worker.quantity import parse_quantity
+
+Dataset = Literal["mnist", "fashion-mnist", "cifar10", "digits", "synthetic"]
+Model = Literal[
+    "FashionMNISTCNN",
+    "FashionMNISTResNet",
+    "LeNet5",
+    "MLP",
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+]
+Optimizer = Literal["sgd", "sgd-nesterov", "adam", "adagrad", "adadelta"]
+
+DATASETS: tuple[str, ...] = Dataset.__args__  # type: ignore[attr-defined]
+MODELS: tuple[str, ...] = Model.__args__  # type: ignore[attr-defined]
+OPTIMIZERS: tuple[str, ...] = Optimizer.__args__  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a campaign file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TargetAccuracy(_Strict):
+    """Train-to-accuracy (seed 004): stop once validation accuracy holds the threshold."""
+
+    threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        description="Validation accuracy to reach, as a fraction in (0, 1]."
+    )
+    patience: Annotated[int, Field(ge=1)] = Field(
+        1, description="Consecutive epochs at or above the threshold before the target counts."
+    )
+    max_epochs: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Hard cap on epochs when chasing the target; null means the workload's epochs.",
+    )
+
+
+class Workload(_Strict):
+    """What a trial trains. Every key can be a factor's target (``workload.<key>``)."""
+
+    dataset: Dataset = Field("digits", description="Training data set.")
+    model: Model = Field("MLP", description="Network architecture.")
+    epochs: Annotated[int, Field(ge=1)] = Field(5, description="Epochs to train.")
+    batch_size: Annotated[int, Field(ge=1)] = Field(64, description="Per-worker mini-batch size.")
+    optimizer: Optimizer = Field("sgd", description="Optimizer.")
+    lr: Annotated[float, Field(gt=0.0)] = Field(0.01, description="Learning rate.")
+    parallelism: Annotated[int, Field(ge=1, le=1024)] = Field(
+        1, description="World size: the number of DDP ranks."
+    )
+    dataloader_workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        0, description="DataLoader worker processes per rank."
+    )
+    sync_period: int | None = Field(
+        None,
+        description=(
+            "Local-SGD period k in iterations (seed 000): null is plain DDP (gradient all-reduce "
+            "every step), -1 averages the models only at the end, k>=1 averages every k steps."
+        ),
+    )
+    batch_norm: bool = Field(True, description="Use batch normalisation where the model has it.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Base seed of every RNG.")
+    target_accuracy: TargetAccuracy | None = Field(
+        None, description="Stop early once this validation accuracy holds; null trains all epochs."
+    )
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.1, description="Share of the training data held out for validation, with a fixed seed."
+    )
+
+    @field_validator("sync_period")
+    @classmethod
+    def _sync_period(cls, value: int | None) -> int | None:
+        if value is not None and value != -1 and value < 1:
+            raise ValueError("must be null (plain DDP), -1 (average at the end) or >= 1")
+        return value
+
+
+Quantity = str | int | float
+
+
+class Resources(_Strict):
+    """The limits a trial runs under; requests equal limits in pods."""
+
+    cpu: Quantity = Field("1", description="CPU limit, a Kubernetes quantity: 750m, 1.5, 2.")
+    memory: Quantity = Field("2Gi", description="Memory limit, a Kubernetes quantity: 1.5Gi, 3G.")
+    gpu: Annotated[int, Field(ge=0)] = Field(0, description="GPUs per rank (nvidia.com/gpu).")
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: Quantity) -> str:
+        amount = parse_quantity(value)
+        if amount <= 0:
+            raise ValueError(f"{value!r} must be positive")
+        return str(value)
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_granularity(cls, value: str) -> str:
+        if parse_quantity(value) < parse_quantity("1m"):
+            raise ValueError(f"{value!r} is below Kubernetes' CPU granularity of 1m")
+        return value
+
+
+class TrialSettings(_Strict):
+    """``spec.trial``: the defaults every trial starts from."""
+
+    workload: Workload = Field(default_factory=Workload)
+    resources: Resources = Field(default_factory=Resources)
+
+
+class TrialSpec(_Strict):
+    """TRIAL.json: one trial as run, handed to every rank (contract)."""
+
+    campaign: str = Field(description="Campaign name.")
+    trial_id: str = Field(description="Deterministic trial ID from the design.")
+    seed: Annotated[int, Field(ge=0)] = Field(description="The trial's seed, recorded.")
+    workload: Workload
+    resources: Resources
+    levels: dict[str, Any] = Field(
+        default_factory=dict, description="Factor name -> level as written, for hparams."
+    )
+    replicate: int = Field(1, ge=1, description="Replicate number, 1-based.")
+    timeout_s: float | None = Field(
+        None, description="Wall-clock bound of the trial; the executor enforces it."
+    )
