@@ -21,7 +21,7 @@ from trainbed.orchestrator.errors import TrainbedError
 
 app = typer.Typer(
     name="trainbed",
-    help="Factorial training-performance experiments: plan, run (locally or on Kubernetes), analyze.",
+    help="Factorial training-performance experiments: plan, run (local or Kubernetes), analyze.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -107,7 +107,9 @@ def run(
 @_friendly
 def analyze(
     results: Annotated[Path, typer.Argument(help="Results directory of one campaign.")],
-    out: Annotated[Path | None, typer.Option(help="Report folder (default RESULTS/report).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default RESULTS/report).")
+    ] = None,
     log: Annotated[
         list[str] | None, typer.Option("--log", help="Fit log(RESPONSE); repeatable.")
     ] = None,
@@ -136,8 +138,10 @@ def worker(
 
 @app.command()
 @_friendly
-def submit(file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
-           namespace: Annotated[str, typer.Option()] = "default") -> None:
+def submit(
+    file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+    namespace: Annotated[str, typer.Option()] = "default",
+) -> None:
     """Create (or update) the Campaign resource in the cluster."""
     from trainbed.orchestrator.cluster_commands import submit as _submit
 

@@ -159,8 +159,10 @@ def read_result(trial_dir: Path) -> Result | None:
     return Result.model_validate_json(path.read_text(encoding="utf-8"))
 
 
-def append_timestamp(trial_dir: Path, event: Literal["start", "stop"], rank: int, **extra: Any) -> None:
-    """Append one line to ``timestamps.jsonl``; one short O_APPEND write, so ranks don't interleave."""
+def append_timestamp(
+    trial_dir: Path, event: Literal["start", "stop"], rank: int, **extra: Any
+) -> None:
+    """Append a line to ``timestamps.jsonl``: one short O_APPEND write, so ranks never mix."""
     line = json.dumps({"event": event, "rank": rank, "time": now_iso(), **extra}) + "\n"
     path = trial_dir / TIMESTAMPS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

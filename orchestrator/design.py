@@ -1,0 +1,261 @@
+"""The design engine: a campaign spec in, an ordered table of trials out. Pure, no I/O.
+
+pydoe builds the matrices (``fullfact``/``ff2n`` for full factorials, ``fracfact`` for explicit
+generators, ``fracfact_by_res`` and ``fracfact_opt`` for a requested resolution). Everything else
+is computed here from the matrix itself, never typed in: the generators, the defining relation,
+the resolution and the aliases (:mod:`trainbed.orchestrator.aliasing`). Rows are keyed by their
+coded levels and put in standard order, so pydoe's row order never leaks into trial IDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydoe import fracfact, fracfact_by_res, fracfact_opt, fullfact
+
+from trainbed.orchestrator.aliasing import (
+    LETTERS,
+    Generator,
+    Word,
+    alias_groups,
+    alias_table,
+    defining_relation,
+    generators_from_matrix,
+    parse_generator,
+    resolution,
+    word_length_pattern,
+)
+from trainbed.orchestrator.errors import DesignError
+from trainbed.orchestrator.spec import Campaign, DesignSpec
+
+#: fracfact_opt is an exhaustive min-aberration search: instant up to 8 factors, a minute at 10.
+#: Above this many factors it runs with a bounded number of attempts and must beat
+#: fracfact_by_res's design to be chosen.
+_EXHAUSTIVE_FACTORS = 8
+_BOUNDED_FACTORS = 12
+_BOUNDED_ATTEMPTS = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One trial of the design: a design point and a replicate, at its place in the run order."""
+
+    trial_id: str
+    run_order: int
+    replicate: int
+    point: int
+    coded: dict[str, int]
+    levels: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Design:
+    """The expanded design with its computed structure."""
+
+    campaign: str
+    type: str
+    factors: dict[str, str]
+    points: list[dict[str, int]]
+    runs: list[Run]
+    generators: list[str] = field(default_factory=list)
+    defining_relation: list[str] = field(default_factory=list)
+    resolution: int | None = None
+    word_length_pattern: list[int] = field(default_factory=list)
+    aliases: list[list[str]] = field(default_factory=list)
+    alias_structure: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> str:
+        """'2^(4-1)' or '2^3' or '3x2' for reading."""
+        k = len(self.factors)
+        if self.type == "fractional":
+            return f"2^({k}-{len(self.generators)})"
+        sizes = {len({p[letter] for p in self.points}) for letter in self.factors}
+        if sizes == {2}:
+            return f"2^{k}"
+        return "x".join(str(len({p[x] for p in self.points})) for x in self.factors)
+
+
+def trial_id(campaign: str, coded: dict[str, int], replicate: int) -> str:
+    """Deterministic and stable: the same campaign, point and replicate give the same ID.
+
+    It starts with a letter so that ``<campaign>-<id>`` is a valid name for every Kubernetes kind.
+    """
+    key = ",".join(f"{k}={coded[k]}" for k in sorted(coded))
+    digest = hashlib.sha256(f"{campaign}|{key}|r{replicate}".encode()).hexdigest()
+    return "t" + digest[:10]
+
+
+def _standard_order(matrix: np.ndarray) -> np.ndarray:
+    """Rows sorted into Yates order (A changes fastest), whatever order pydoe produced."""
+    keys = tuple(matrix[:, j] for j in range(matrix.shape[1]))  # lexsort: last key is primary
+    return matrix[np.lexsort(keys)]
+
+
+def _full_matrix(level_counts: list[int]) -> np.ndarray:
+    """Full factorial; two-level factors coded -1/+1, others by level index 0..L-1."""
+    matrix = fullfact(level_counts).astype(int)
+    for j, count in enumerate(level_counts):
+        if count == 2:
+            matrix[:, j] = matrix[:, j] * 2 - 1
+    return matrix
+
+
+def _pydoe_generator_string(n: int, generators: list[Generator]) -> str:
+    """The fracfact string for generators over our letters: base factors become a, b, c..."""
+    generated = {g.target: g for g in generators}
+    base = [i for i in range(n) if i not in generated]
+    name = {factor: "abcdefghijklmnopqrstuvwxyz"[pos] for pos, factor in enumerate(base)}
+    parts: list[str] = []
+    for i in range(n):
+        if i in generated:
+            g = generated[i]
+            word = "".join(name[j] for j in range(n) if g.word.mask >> j & 1)
+            parts.append(("-" if g.word.sign < 0 else "") + word)
+        else:
+            parts.append(name[i])
+    return " ".join(parts)
+
+
+def _from_generators(spec: DesignSpec, n: int) -> np.ndarray:
+    generators: list[Generator] = []
+    for i, text in enumerate(spec.generators or []):
+        try:
+            generators.append(parse_generator(text, n))
+        except ValueError as err:
+            raise DesignError(f"spec.design.generators[{i}]", str(err)) from None
+    targets = [g.target for g in generators]
+    for i, g in enumerate(generators):
+        if g.target in targets[:i]:
+            raise DesignError(
+                f"spec.design.generators[{i}]", f"{LETTERS[g.target]} is generated twice"
+            )
+        uses = [LETTERS[t] for t in targets if g.word.mask >> t & 1]
+        if uses:
+            raise DesignError(
+                f"spec.design.generators[{i}]",
+                f"{g.text()!r} uses {', '.join(uses)}, which is itself generated; "
+                "write generators over the base factors only",
+            )
+    if len(generators) >= n:
+        raise DesignError("spec.design.generators", "at least one factor must stay a base factor")
+    relation = defining_relation([g.defining_word() for g in generators])
+    short = [w for w in relation if w.length <= 2]
+    if short:
+        word = short[0]
+        pair = " and ".join(LETTERS[i] for i in range(n) if word.mask >> i & 1)
+        raise DesignError(
+            "spec.design.generators",
+            f"I = {word.name()} aliases two main effects ({pair} are confounded); "
+            "choose longer generator words",
+        )
+    return fracfact(_pydoe_generator_string(n, generators)).astype(int)
+
+
+def _relation_of(matrix: np.ndarray) -> list[Word]:
+    return defining_relation([g.defining_word() for g in generators_from_matrix(matrix)])
+
+
+def _from_resolution(res: int, n: int) -> np.ndarray:
+    if n < 3:
+        raise DesignError(
+            "spec.design.resolution", f"a fraction needs at least 3 factors; there are {n}"
+        )
+    if res > n:
+        raise DesignError(
+            "spec.design.resolution",
+            f"resolution {res} is impossible with {n} factors: a fraction of {n} two-level "
+            f"factors reaches at most resolution {n}; use type: full",
+        )
+    try:
+        smallest = fracfact_by_res(n, res).astype(int)
+    except ValueError as err:
+        raise DesignError("spec.design.resolution", f"pydoe found no design: {err}") from None
+    candidates = [smallest]
+    p = n - int(np.log2(smallest.shape[0]))
+    if p > 0 and n <= _BOUNDED_FACTORS:
+        attempts = 0 if n <= _EXHAUSTIVE_FACTORS else _BOUNDED_ATTEMPTS
+        try:
+            gen, _, _ = fracfact_opt(n, p, max_attempts=attempts)
+            candidates.append(fracfact(gen).astype(int))
+        except ValueError:
+            pass
+
+    def aberration(matrix: np.ndarray) -> tuple[int, ...]:
+        relation = _relation_of(matrix)
+        reached = resolution(relation) or n + 1
+        return (0 if reached >= res else 1, *word_length_pattern(relation, n))
+
+    best = min(candidates, key=aberration)
+    assert aberration(best)[0] == 0, "pydoe returned a design below the requested resolution"
+    return best
+
+
+def build_design(campaign: Campaign) -> Design:
+    """Expand a validated campaign into its runs, in run order, with its alias structure."""
+    spec = campaign.spec
+    n = len(spec.factors)
+    letters = LETTERS[:n]
+    if spec.design.type == "full":
+        matrix = _full_matrix([len(f.levels) for f in spec.factors])
+    elif spec.design.generators:
+        matrix = _from_generators(spec.design, n)
+    else:
+        assert spec.design.resolution is not None
+        matrix = _from_resolution(spec.design.resolution, n)
+    matrix = _standard_order(matrix)
+    assert len({tuple(row) for row in matrix}) == len(matrix), "design points must be distinct"
+
+    if spec.design.type == "fractional":
+        gens = generators_from_matrix(matrix)
+        relation = defining_relation([g.defining_word() for g in gens])
+        structure = {
+            "generators": [g.text() for g in gens],
+            "defining_relation": [w.name() for w in relation],
+            "resolution": resolution(relation),
+            "word_length_pattern": word_length_pattern(relation, n),
+            "aliases": alias_groups(n, relation),
+            "alias_structure": alias_table(n, relation),
+        }
+    else:
+        structure = {}
+
+    points = [{letters[j]: int(row[j]) for j in range(n)} for row in matrix]
+
+    def level_of(j: int, code: int) -> Any:
+        levels = spec.factors[j].levels
+        return levels[(code + 1) // 2] if len(levels) == 2 else levels[code]
+
+    unordered: list[tuple[int, int]] = [
+        (replicate, point)
+        for replicate in range(1, spec.design.replicates + 1)
+        for point in range(len(points))
+    ]
+    if spec.design.randomize:
+        rng = np.random.default_rng(spec.design.seed)
+        unordered = [unordered[i] for i in rng.permutation(len(unordered))]
+    runs = [
+        Run(
+            trial_id=trial_id(campaign.name, points[point], replicate),
+            run_order=order,
+            replicate=replicate,
+            point=point,
+            coded=dict(points[point]),
+            levels={
+                f.name: level_of(j, points[point][letters[j]]) for j, f in enumerate(spec.factors)
+            },
+        )
+        for order, (replicate, point) in enumerate(unordered, start=1)
+    ]
+    assert len({r.trial_id for r in runs}) == len(runs), "trial IDs must be unique"
+    return Design(
+        campaign=campaign.name,
+        type=spec.design.type,
+        factors={letters[j]: f.name for j, f in enumerate(spec.factors)},
+        points=points,
+        runs=runs,
+        **structure,
+    )

@@ -1,0 +1,92 @@
+"""How ``trainbed plan`` shows a design: a rich table for people, one JSON object for programs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from trainbed.orchestrator.design import Design
+from trainbed.orchestrator.spec import Campaign
+
+
+def plan_json(campaign: Campaign, design: Design) -> dict[str, Any]:
+    """The ``plan --json`` object (contract keys: factors, runs, resolution, defining_relation,
+    aliases)."""
+    return {
+        "campaign": campaign.name,
+        "design": design.type,
+        "fraction": design.fraction,
+        "factors": dict(design.factors),
+        "points": len(design.points),
+        "replicates": campaign.spec.design.replicates,
+        "generators": design.generators,
+        "defining_relation": design.defining_relation,
+        "resolution": design.resolution,
+        "word_length_pattern": design.word_length_pattern,
+        "aliases": design.aliases,
+        "alias_structure": design.alias_structure,
+        "runs": [
+            {
+                "trial_id": run.trial_id,
+                "run_order": run.run_order,
+                "replicate": run.replicate,
+                "coded": run.coded,
+                "levels": run.levels,
+            }
+            for run in design.runs
+        ],
+    }
+
+
+_ROMAN = {3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+
+
+def render_plan(console: Console, campaign: Campaign, design: Design) -> None:
+    letters = list(design.factors)
+    table = Table(
+        title=f"{campaign.name}: {design.fraction} design, {len(design.runs)} trials",
+        title_justify="left",
+    )
+    table.add_column("run", justify="right")
+    table.add_column("trial")
+    table.add_column("rep", justify="right")
+    for letter in letters:
+        table.add_column(letter, justify="right")
+    for letter in letters:
+        table.add_column(design.factors[letter])
+    for run in design.runs:
+        coded = [
+            f"{run.coded[x]:+d}" if len(campaign.spec.factors[i].levels) == 2 else str(run.coded[x])
+            for i, x in enumerate(letters)
+        ]
+        table.add_row(
+            str(run.run_order),
+            run.trial_id,
+            str(run.replicate),
+            *coded,
+            *[str(run.levels[design.factors[x]]) for x in letters],
+        )
+    console.print(table)
+    console.print(
+        "factors: " + ", ".join(f"{x} = {name}" for x, name in design.factors.items()),
+        highlight=False,
+    )
+    if design.type == "fractional":
+        res = design.resolution
+        console.print(f"generators: {', '.join(design.generators)}", highlight=False)
+        console.print(
+            f"defining relation: I = {' = '.join(design.defining_relation)}", highlight=False
+        )
+        console.print(f"resolution: {_ROMAN.get(res or 0, res)}", highlight=False)
+        aliases = Table(
+            title="alias structure (main effects and 2-factor interactions)", title_justify="left"
+        )
+        aliases.add_column("effect")
+        aliases.add_column("aliased with")
+        for effect, chain in design.alias_structure.items():
+            aliases.add_row(effect, " = ".join(chain))
+        console.print(aliases)
+    else:
+        console.print("full factorial: no aliasing", highlight=False)

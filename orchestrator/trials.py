@@ -1,0 +1,75 @@
+"""From a design's runs to what each trial runs: TrialSpecs, and the design.csv table (contract).
+
+Pure functions: the local executor and the Kubernetes manifests both start from
+:func:`trial_spec`, so a trial means the same thing on either backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from typing import Any
+
+from trainbed.orchestrator.design import Design, Run
+from trainbed.orchestrator.spec import Campaign, apply_levels
+from trainbed.worker.trial import TrialSettings, TrialSpec
+
+
+def trial_seed(base_seed: int, trial_id: str) -> int:
+    """Each trial gets its own seed, derived from the workload seed and its ID, and recorded.
+
+    Replicates must not share a seed, or their accuracies would be identical and the ANOVA's
+    error term would be a fiction.
+    """
+    digest = hashlib.sha256(f"{base_seed}|{trial_id}".encode()).hexdigest()
+    return int(digest[:8], 16) % (2**31 - 1)
+
+
+def trial_spec(campaign: Campaign, run: Run) -> TrialSpec:
+    """The TRIAL.json of one run: spec.trial with the run's levels applied."""
+    spec = campaign.spec
+    settings_by_target = {f.target: run.levels[f.name] for f in spec.factors}
+    settings = TrialSettings.model_validate(
+        apply_levels(spec.trial.model_dump(mode="json"), settings_by_target)
+    )
+    workload = settings.workload
+    seed = trial_seed(workload.seed, run.trial_id)
+    return TrialSpec(
+        campaign=campaign.name,
+        trial_id=run.trial_id,
+        seed=seed,
+        workload=workload,
+        resources=settings.resources,
+        levels=dict(run.levels),
+        replicate=run.replicate,
+        timeout_s=spec.execution.trial_timeout_s,
+    )
+
+
+def design_rows(campaign: Campaign, design: Design) -> list[dict[str, Any]]:
+    """Rows of design.csv in run order: trial_id, run_order, replicate, <name>, <name>_coded."""
+    rows: list[dict[str, Any]] = []
+    for run in design.runs:
+        row: dict[str, Any] = {
+            "trial_id": run.trial_id,
+            "run_order": run.run_order,
+            "replicate": run.replicate,
+        }
+        for letter, name in design.factors.items():
+            row[name] = run.levels[name]
+            row[f"{name}_coded"] = run.coded[letter]
+        rows.append(row)
+    return rows
+
+
+def design_csv(campaign: Campaign, design: Design) -> str:
+    """design.csv's text (contract columns)."""
+    columns = ["trial_id", "run_order", "replicate"]
+    for name in design.factors.values():
+        columns += [name, f"{name}_coded"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(design_rows(campaign, design))
+    return buffer.getvalue()
