@@ -1,0 +1,434 @@
+"""The local executor: each trial is a group of worker processes on this machine (gloo, loopback).
+
+It starts ``parallelism`` ranks of ``trainbed worker`` with the torchrun-style environment the
+worker expects, puts each rank under its limits (:mod:`trainbed.orchestrator.limits`), watches
+them, and turns what it saw into the trial's recorded outcome: an OOM kill becomes
+``oom_killed``, a stop for time ``timed_out``, a crash ``failed`` with the exit codes and the end
+of the log. Workers die with the driver (PR_SET_PDEATHSIG), so a killed driver leaves no trial
+running behind it; the partial output is moved aside when ``--resume`` reruns the trial.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from trainbed.orchestrator.driver import Observation, Phase
+from trainbed.orchestrator.limits import Enforcer, RankCgroup, RankLimits, plan_limits
+from trainbed.orchestrator.results_dir import TRIALS_DIR, ResultsDir
+from trainbed.worker.records import (
+    TIMESTAMPS_FILE,
+    Result,
+    log_path,
+    now_iso,
+    read_result,
+    write_result,
+)
+from trainbed.worker.trial import TrialSpec
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+#: How long the other ranks get to notice a dead peer and record it, before they are killed.
+PEER_GRACE_S = 20.0
+#: How long a stopped trial gets between SIGTERM and SIGKILL.
+STOP_GRACE_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rank_environment(
+    base: dict[str, str],
+    *,
+    rank: int,
+    world_size: int,
+    port: int,
+    limits: RankLimits,
+    enforcement: dict[str, Any],
+    collective_timeout_s: float,
+) -> dict[str, str]:
+    """The environment of one rank: torchrun-style variables plus thread and limit settings."""
+    env = {k: v for k, v in base.items() if not k.startswith("PET_")}
+    env.pop("JOB_COMPLETION_INDEX", None)
+    env.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS=str(limits.threads),
+        MKL_NUM_THREADS=str(limits.threads),
+        PYTHONUNBUFFERED="1",
+        TRAINBED_ENFORCEMENT=json.dumps(enforcement, sort_keys=True),
+    )
+    env.setdefault("TRAINBED_COLLECTIVE_TIMEOUT", str(collective_timeout_s))
+    env.setdefault("TRAINBED_RDZV_TIMEOUT", "120")
+    return env
+
+
+@dataclass
+class _Rank:
+    rank: int
+    proc: subprocess.Popen[bytes]
+    group: RankCgroup
+    limits: RankLimits
+    log: IO[bytes]
+    exit_code: int | None = None
+
+
+@dataclass
+class _Trial:
+    spec: TrialSpec
+    directory: Path
+    ranks: list[_Rank]
+    started: float
+    started_at: str
+    enforcement: dict[str, Any]
+    stop_status: str | None = None
+    stop_reason: str = ""
+    kill_at: float | None = None
+    memory_exceeded: bool = False
+    finished_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def alive(self) -> list[_Rank]:
+        return [r for r in self.ranks if r.exit_code is None]
+
+
+def _preexec(paths: list[Path], cpus: tuple[int, ...] | None) -> Any:
+    """Runs in the child between fork and exec: die with the driver, join the cgroups, pin."""
+
+    def setup() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        pid = str(os.getpid()).encode()
+        for path in paths:
+            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        if cpus:
+            os.sched_setaffinity(0, set(cpus))
+
+    return setup
+
+
+class LocalExecutor:
+    """Trials as process groups on this machine; implements the driver's Executor protocol."""
+
+    def __init__(
+        self,
+        results: ResultsDir,
+        enforcer: Enforcer,
+        *,
+        python: str = sys.executable,
+        collective_timeout_s: float = 60.0,
+    ) -> None:
+        self.results = results
+        self.enforcer = enforcer
+        self.python = python
+        self.collective_timeout_s = collective_timeout_s
+        self.running: dict[str, _Trial] = {}
+        self._available = sorted(os.sched_getaffinity(0))
+
+    # --- observe -------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Observation]:
+        observed: dict[str, Observation] = {}
+        trials_root = self.results.root / TRIALS_DIR
+        if trials_root.exists():
+            for directory in trials_root.iterdir():
+                if directory.name in self.running or not directory.is_dir():
+                    continue
+                result = _safe_read(directory)
+                if result is not None:
+                    observed[directory.name] = Observation(Phase.RECORDED, status=result.status)
+        for trial_id, trial in self.running.items():
+            self._poll(trial)
+            if trial.alive():
+                observed[trial_id] = Observation(
+                    Phase.RUNNING, started=trial.started, stopping=trial.stop_status is not None
+                )
+            else:
+                observed[trial_id] = Observation(Phase.FINISHED, started=trial.started)
+        return observed
+
+    def _poll(self, trial: _Trial) -> None:
+        now = time.time()
+        for rank in trial.ranks:
+            if rank.exit_code is None:
+                code = rank.proc.poll()
+                if code is not None:
+                    rank.exit_code = code
+                    rank.log.close()
+                elif self.enforcer.over_memory(rank.group, rank.proc.pid, rank.limits):
+                    trial.memory_exceeded = True
+                    self._signal(trial, signal.SIGKILL)
+        alive = trial.alive()
+        if not alive:
+            trial.finished_at = trial.finished_at or now_iso()
+            return
+        crashed = [r for r in trial.ranks if r.exit_code not in (None, 0)]
+        if crashed and trial.kill_at is None:
+            trial.kill_at = now + PEER_GRACE_S
+        if trial.kill_at is not None and now >= trial.kill_at:
+            self._signal(trial, signal.SIGKILL)
+
+    # --- start and stop ------------------------------------------------------------------
+
+    def start(self, trial: TrialSpec) -> None:
+        assert trial.trial_id not in self.running
+        moved = self.results.set_aside_partial(trial.trial_id)
+        directory = self.results.write_trial(trial)
+        world = trial.workload.parallelism
+        plans = plan_limits(trial.resources, world, self._available)
+        enforcement = self.enforcer.describe(plans[0])
+        port = free_port()
+        ranks: list[_Rank] = []
+        started = time.time()
+        started_at = now_iso()
+        spec_path = directory / "trial.json"
+        for rank, limits in enumerate(plans):
+            group = self.enforcer.prepare(trial.trial_id, rank, limits)
+            env = rank_environment(
+                dict(os.environ),
+                rank=rank,
+                world_size=world,
+                port=port,
+                limits=limits,
+                enforcement=enforcement,
+                collective_timeout_s=self.collective_timeout_s,
+            )
+            log_file = log_path(directory, rank)
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log = open(log_file, "ab")  # noqa: SIM115 - closed when the rank exits
+            pin = limits.cpus if self.enforcer.mode == "fallback" else None
+            proc = subprocess.Popen(
+                [
+                    self.python,
+                    "-m",
+                    "trainbed.orchestrator.cli",
+                    "worker",
+                    "--spec",
+                    str(spec_path),
+                    "--out",
+                    str(directory),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=directory,
+                preexec_fn=_preexec(group.paths, pin),  # noqa: PLW1509 - see _preexec
+                process_group=0,
+            )
+            ranks.append(_Rank(rank=rank, proc=proc, group=group, limits=limits, log=log))
+        self.running[trial.trial_id] = _Trial(
+            spec=trial,
+            directory=directory,
+            ranks=ranks,
+            started=started,
+            started_at=started_at,
+            enforcement=enforcement,
+            extra={"previous_attempt": str(moved)} if moved else {},
+        )
+
+    def stop(self, trial_id: str, status: str, reason: str) -> None:
+        trial = self.running.get(trial_id)
+        if trial is None or trial.stop_status is not None:
+            return
+        trial.stop_status = status
+        trial.stop_reason = reason
+        self._signal(trial, signal.SIGTERM)
+        trial.kill_at = time.time() + STOP_GRACE_S
+
+    def _signal(self, trial: _Trial, sig: signal.Signals) -> None:
+        for rank in trial.alive():
+            try:
+                os.killpg(rank.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def shutdown(self) -> None:
+        """Kill every running trial without recording it (its output is set aside on resume)."""
+        for trial in self.running.values():
+            self._signal(trial, signal.SIGKILL)
+            for rank in trial.ranks:
+                rank.proc.wait()
+                self.enforcer.cleanup(rank.group)
+        self.running.clear()
+
+    # --- record ----------------------------------------------------------------------------
+
+    def record(self, trial_id: str) -> Result:
+        trial = self.running.get(trial_id)
+        if trial is None:  # recorded before; idempotent
+            result = read_result(self.results.trial_dir(trial_id))
+            assert result is not None, f"{trial_id} has neither a process nor a result"
+            return result
+        for rank in trial.ranks:
+            rank.proc.wait()
+        oom = any(self.enforcer.oom_killed(r.group) for r in trial.ranks)
+        for rank in trial.ranks:
+            self.enforcer.cleanup(rank.group)
+        result = outcome(
+            trial.spec,
+            read_result(trial.directory),
+            exit_codes={r.rank: r.exit_code for r in trial.ranks},
+            oom_killed=oom,
+            memory_exceeded=trial.memory_exceeded,
+            stop_status=trial.stop_status,
+            stop_reason=trial.stop_reason,
+            enforcement=trial.enforcement,
+            started=trial.started,
+            started_at=trial.started_at,
+            finished_at=trial.finished_at or now_iso(),
+            log_tails={r.rank: _tail(log_path(trial.directory, r.rank)) for r in trial.ranks},
+        )
+        if trial.extra:
+            result = result.model_copy(update=trial.extra)
+        _complete_timestamps(trial.directory, {r.rank: r.exit_code for r in trial.ranks})
+        write_result(trial.directory, result)
+        del self.running[trial_id]
+        return result
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(min(timeout, 0.25) if self.running else min(timeout, 0.05))
+
+
+def outcome(
+    spec: TrialSpec,
+    worker_result: Result | None,
+    *,
+    exit_codes: dict[int, int | None],
+    oom_killed: bool,
+    memory_exceeded: bool,
+    stop_status: str | None,
+    stop_reason: str,
+    enforcement: dict[str, Any],
+    started: float,
+    started_at: str,
+    finished_at: str,
+    log_tails: dict[int, str],
+) -> Result:
+    """The recorded result of a finished trial: the worker's, corrected by what the executor saw.
+
+    Pure. The executor knows things the worker cannot: that the kernel OOM-killed a rank, that the
+    trial was stopped for time, that rank 0 died before it could write anything.
+    """
+    status: str | None = None
+    reason = ""
+    failed = {r: c for r, c in exit_codes.items() if c not in (0, None)}
+    if oom_killed:
+        status, reason = "oom_killed", "a rank exceeded its memory limit and was OOM-killed"
+    elif memory_exceeded:
+        status = "failed"
+        reason = "memory limit exceeded: resident memory passed the limit (fallback watchdog)"
+    elif stop_status is not None:
+        status, reason = stop_status, stop_reason
+    elif worker_result is None:
+        status = "failed"
+        codes = ", ".join(f"rank {r} exited {_describe_code(c)}" for r, c in sorted(failed.items()))
+        reason = codes or "the workers exited without writing a result"
+        first = min(failed) if failed else 0
+        tail = log_tails.get(first, "").strip().splitlines()[-1:] or [""]
+        if tail[0]:
+            reason += f"; rank {first} log: {tail[0][:300]}"
+    elif worker_result.status == "succeeded" and failed:
+        status = "failed"
+        reason = ", ".join(
+            f"rank {r} exited {_describe_code(c)}" for r, c in sorted(failed.items())
+        )
+    base = worker_result or Result(status="failed")
+    update: dict[str, Any] = {"enforcement": enforcement}
+    if status is not None:
+        update["status"] = status
+        update["reason"] = (
+            f"{reason} (worker said: {worker_result.status}: {worker_result.reason})"
+            if worker_result is not None and worker_result.reason and status != worker_result.status
+            else reason
+        )
+    update["campaign"] = base.campaign or spec.campaign
+    update["trial_id"] = base.trial_id or spec.trial_id
+    update["world_size"] = base.world_size or spec.workload.parallelism
+    update["started_at"] = base.started_at or started_at
+    update["finished_at"] = base.finished_at or finished_at
+    if base.wall_time_s is None:
+        update["wall_time_s"] = max(
+            0.0, datetime.fromisoformat(update["finished_at"]).timestamp() - started
+        )
+    update["exit_codes"] = {str(r): c for r, c in exit_codes.items()}
+    return base.model_copy(update=update)
+
+
+def _describe_code(code: int | None) -> str:
+    if code is None:
+        return "never"
+    if code < 0:
+        try:
+            return f"on {signal.Signals(-code).name}"
+        except ValueError:
+            return f"on signal {-code}"
+    return f"with code {code}"
+
+
+def _tail(path: Path, size: int = 4000) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _safe_read(directory: Path) -> Result | None:
+    try:
+        return read_result(directory)
+    except ValueError:
+        return None  # an unreadable result is not a recorded one
+
+
+def _complete_timestamps(directory: Path, exit_codes: dict[int, int | None]) -> None:
+    """Add a ``stop`` line for every rank that died before it could write its own."""
+    path = directory / TIMESTAMPS_FILE
+    stopped: set[int] = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "stop":
+                stopped.add(int(event.get("rank", -1)))
+    missing = [r for r in exit_codes if r not in stopped]
+    if missing:
+        with open(path, "a", encoding="utf-8") as handle:
+            for rank in missing:
+                handle.write(
+                    json.dumps(
+                        {
+                            "event": "stop",
+                            "rank": rank,
+                            "time": now_iso(),
+                            "source": "executor",
+                            "exit_code": exit_codes[rank],
+                        }
+                    )
+                    + "\n"
+                )
+

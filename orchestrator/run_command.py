@@ -1,0 +1,205 @@
+"""``trainbed run``: plan the campaign, drive it to the end on a backend, show progress, analyse.
+
+The adapter between the CLI and the driver: it builds the design and the trial specs, prepares
+the results directory (or resumes it), picks the executor, shows a rich progress display with an
+ETA from the finished trials, prints the summary table and writes the report.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trainbed.orchestrator.design import build_design
+from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
+from trainbed.orchestrator.errors import UserError
+from trainbed.orchestrator.results_dir import ResultsDir
+from trainbed.orchestrator.spec import Campaign, load_campaign
+from trainbed.orchestrator.trials import trial_spec
+from trainbed.worker.records import Result, read_result
+from trainbed.worker.trial import TrialSpec
+
+
+class TimingConfoundWarning(UserWarning):
+    """Concurrent local trials share the machine, so their timing responses disturb each other."""
+
+
+def _eta(durations: list[float], remaining: int, concurrency: int) -> str:
+    if not durations or remaining <= 0:
+        return "-"
+    seconds = statistics.median(durations) * remaining / concurrency
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def _levels_text(trial: TrialSpec) -> str:
+    return ", ".join(f"{k}={v}" for k, v in trial.levels.items())
+
+
+def summary_table(campaign: Campaign, trials: list[TrialSpec], results: ResultsDir) -> Table:
+    table = Table(title=f"{campaign.name}: trials", title_justify="left")
+    for column in ("run", "trial", "levels", "status", "accuracy", "time s", "tta s"):
+        table.add_column(column)
+    for order, trial in enumerate(trials, start=1):
+        result = read_result(results.trial_dir(trial.trial_id))
+        if result is None:
+            table.add_row(str(order), trial.trial_id, _levels_text(trial), "missing", "", "", "")
+            continue
+        colour = "green" if result.status == "succeeded" else "red"
+        table.add_row(
+            str(order),
+            trial.trial_id,
+            _levels_text(trial),
+            f"[{colour}]{result.status}[/]",
+            _fmt(result.final_accuracy, "{:.3f}"),
+            _fmt(result.wall_time_s, "{:.1f}"),
+            _fmt(result.time_to_accuracy_s, "{:.1f}", "censored"),
+        )
+    return table
+
+
+def _fmt(value: float | None, pattern: str, missing: str = "") -> str:
+    return missing if value is None else pattern.format(value)
+
+
+def make_executor(
+    backend: str, campaign: Campaign, results: ResultsDir, namespace: str
+) -> Executor:
+    if backend == "local":
+        from trainbed.orchestrator.limits import detect_enforcer
+        from trainbed.orchestrator.local_executor import LocalExecutor
+
+        return LocalExecutor(results, detect_enforcer())
+    if backend == "kubernetes":
+        from trainbed.orchestrator.kube_executor import KubernetesExecutor
+
+        return KubernetesExecutor.from_environment(campaign, results, namespace=namespace)
+    raise UserError(f"--backend: must be local or kubernetes, got {backend!r}")
+
+
+def run_campaign(
+    file: Path,
+    *,
+    backend: str = "local",
+    out: Path = Path("results"),
+    resume: bool = False,
+    parallel: int = 1,
+    namespace: str = "default",
+    analyze: bool = True,
+    console: Console | None = None,
+) -> int:
+    console = console or Console()
+    campaign = load_campaign(file)
+    design = build_design(campaign)
+    trials = [trial_spec(campaign, run) for run in design.runs]
+    results = ResultsDir.for_campaign(out, campaign)
+    lock = results.lock()
+    try:
+        results.initialise(campaign, design, trials, resume=resume)
+        concurrency = parallel if backend == "local" else campaign.spec.execution.concurrency
+        if backend == "local" and parallel < 1:
+            raise UserError("--parallel: must be at least 1")
+        if backend == "local" and parallel > 1:
+            message = (
+                f"--parallel {parallel}: concurrent trials share this machine, so the time, "
+                "throughput and time-to-accuracy responses are confounded with each other"
+            )
+            warnings.warn(message, TimingConfoundWarning, stacklevel=2)
+            console.print(f"[yellow]warning:[/] {message}")
+        executor = make_executor(backend, campaign, results, namespace)
+        done_before = sum(results.has_result(t.trial_id) for t in trials)
+        mode = getattr(getattr(executor, "enforcer", None), "mode", backend)
+        console.print(
+            f"[bold]{campaign.name}[/]: {design.fraction} design, {len(trials)} trials "
+            f"({done_before} already recorded), backend {backend}, limits by {mode}, "
+            f"results in {results.root}",
+            highlight=False,
+        )
+        _drive(console, campaign, trials, executor, concurrency, done_before)
+    except KeyboardInterrupt:
+        shutdown = getattr(locals().get("executor"), "shutdown", None)
+        if shutdown:
+            shutdown()
+        console.print("[yellow]interrupted[/]: continue with --resume")
+        return 130
+    finally:
+        lock.close()
+    console.print(summary_table(campaign, trials, results))
+    if analyze:
+        _analyse(console, results.root)
+    return 0
+
+
+def _drive(
+    console: Console,
+    campaign: Campaign,
+    trials: list[TrialSpec],
+    executor: Executor,
+    concurrency: int,
+    done_before: int,
+) -> None:
+    durations: list[float] = []
+    current: dict[str, tuple[TrialSpec, float]] = {}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
+        TextColumn("{task.fields[now]}"),
+        console=console,
+        transient=False,
+        disable=os.environ.get("TRAINBED_NO_PROGRESS") == "1",
+    )
+    task = progress.add_task(
+        campaign.name, total=len(trials), completed=done_before, eta="-", now=""
+    )
+
+    def refresh() -> None:
+        remaining = len(trials) - int(progress.tasks[0].completed)
+        now = "; ".join(f"{t.trial_id} ({_levels_text(t)})" for t, _ in current.values())
+        progress.update(task, eta=_eta(durations, remaining, concurrency), now=now[:120])
+
+    def started(trial: TrialSpec) -> None:
+        current[trial.trial_id] = (trial, time.time())
+        refresh()
+
+    def recorded(trial_id: str, result: Result) -> None:
+        entry = current.pop(trial_id, None)
+        if entry is not None:
+            durations.append(time.time() - entry[1])
+        progress.advance(task)
+        colour = "green" if result.status == "succeeded" else "red"
+        progress.console.print(
+            f"  {trial_id}: [{colour}]{result.status}[/]"
+            + (f" ({result.reason})" if result.reason and result.status != "succeeded" else ""),
+            highlight=False,
+        )
+        refresh()
+
+    driver = Driver(
+        trials=trials,
+        executor=executor,
+        concurrency=concurrency,
+        timeout_s=campaign.spec.execution.trial_timeout_s,
+        events=DriverEvents(started=started, recorded=recorded),
+    )
+    with progress:
+        driver.run()
+
+
+def _analyse(console: Console, root: Path) -> None:
+    try:
+        from trainbed.analysis.report import write_report
+    except ImportError:
+        console.print(f"analysis not available here; run: trainbed analyze {root}")
+        return
+    report = write_report(root, out=None, log_responses=[], tta_thresholds=[])
+    console.print(f"report: {report / 'index.md'}")
