@@ -20,6 +20,8 @@ from rich.table import Table
 from trainbed.orchestrator.design import build_design
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
 from trainbed.orchestrator.errors import UserError
+from trainbed.orchestrator.limits import detect_enforcer
+from trainbed.orchestrator.local_executor import LocalExecutor
 from trainbed.orchestrator.results_dir import ResultsDir
 from trainbed.orchestrator.spec import Campaign, load_campaign
 from trainbed.orchestrator.trials import trial_spec
@@ -69,21 +71,6 @@ def _fmt(value: float | None, pattern: str, missing: str = "") -> str:
     return missing if value is None else pattern.format(value)
 
 
-def make_executor(
-    backend: str, campaign: Campaign, results: ResultsDir, namespace: str
-) -> Executor:
-    if backend == "local":
-        from trainbed.orchestrator.limits import detect_enforcer
-        from trainbed.orchestrator.local_executor import LocalExecutor
-
-        return LocalExecutor(results, detect_enforcer())
-    if backend == "kubernetes":
-        from trainbed.orchestrator.kube_executor import KubernetesExecutor
-
-        return KubernetesExecutor.from_environment(campaign, results, namespace=namespace)
-    raise UserError(f"--backend: must be local or kubernetes, got {backend!r}")
-
-
 def run_campaign(
     file: Path,
     *,
@@ -96,37 +83,46 @@ def run_campaign(
     console: Console | None = None,
 ) -> int:
     console = console or Console()
+    if backend == "kubernetes":
+        from trainbed.orchestrator.cluster_commands import run_on_cluster
+
+        collected = run_on_cluster(file, namespace=namespace, out=out, console=console)
+        if collected is not None and analyze:
+            _analyse(console, collected)
+        return 0
+    if backend != "local":
+        raise UserError(f"--backend: must be local or kubernetes, got {backend!r}")
+    if parallel < 1:
+        raise UserError("--parallel: must be at least 1")
     campaign = load_campaign(file)
     design = build_design(campaign)
     trials = [trial_spec(campaign, run) for run in design.runs]
     results = ResultsDir.for_campaign(out, campaign)
     lock = results.lock()
+    executor: LocalExecutor | None = None
     try:
         results.initialise(campaign, design, trials, resume=resume)
-        concurrency = parallel if backend == "local" else campaign.spec.execution.concurrency
-        if backend == "local" and parallel < 1:
-            raise UserError("--parallel: must be at least 1")
-        if backend == "local" and parallel > 1:
+        concurrency = parallel
+        if parallel > 1:
             message = (
                 f"--parallel {parallel}: concurrent trials share this machine, so the time, "
                 "throughput and time-to-accuracy responses are confounded with each other"
             )
             warnings.warn(message, TimingConfoundWarning, stacklevel=2)
             console.print(f"[yellow]warning:[/] {message}")
-        executor = make_executor(backend, campaign, results, namespace)
+        executor = LocalExecutor(results, detect_enforcer())
         done_before = sum(results.has_result(t.trial_id) for t in trials)
-        mode = getattr(getattr(executor, "enforcer", None), "mode", backend)
+        mode = executor.enforcer.mode
         console.print(
             f"[bold]{campaign.name}[/]: {design.fraction} design, {len(trials)} trials "
-            f"({done_before} already recorded), backend {backend}, limits by {mode}, "
+            f"({done_before} already recorded), limits by {mode}, "
             f"results in {results.root}",
             highlight=False,
         )
         _drive(console, campaign, trials, executor, concurrency, done_before)
     except KeyboardInterrupt:
-        shutdown = getattr(locals().get("executor"), "shutdown", None)
-        if shutdown:
-            shutdown()
+        if executor is not None:
+            executor.shutdown()
         console.print("[yellow]interrupted[/]: continue with --resume")
         return 130
     finally:
