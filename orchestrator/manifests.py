@@ -1,0 +1,429 @@
+"""Pure converters from a trial to the Kubernetes objects that run it (no API calls here).
+
+The Kubernetes executor and the controller create what these functions return, and ``kubectl
+create -f`` accepts the same dicts, so everything about a trial's pods (names, labels, DDP
+environment, limits, the restricted security profile, how failures count) is decided here, in one
+place, and unit-tested without a cluster. Names are deterministic: creating a trial twice is a
+no-op (AlreadyExists), never a duplicate.
+
+A trial is an Indexed ``batch/v1`` Job (one pod per DDP rank, rank = completion index), a headless
+Service whose name is the pods' ``subdomain`` (so rank 0 is reachable as ``<job>-0.<service>``),
+and a ConfigMap holding the trial's ``trial.json``. Results go to the campaign's PVC.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from trainbed.orchestrator.spec import Campaign
+from trainbed.worker.quantity import threads_for_cpu
+from trainbed.worker.records import TRIAL_FILE
+from trainbed.worker.trial import TrialSpec
+
+#: Where the trial's ConfigMap is mounted; the worker reads ``SPEC_DIR/trial.json``.
+SPEC_DIR = "/etc/trainbed"
+#: The worker container's name; the podFailurePolicy's exit-code rule refers to it.
+CONTAINER = "worker"
+#: The annotation an Indexed Job's pods carry their completion index in (the DDP rank).
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+#: Exit code of a container the kernel OOM-killed (SIGKILL); recorded as ``oom_killed``.
+OOM_EXIT_CODE = 137
+#: The non-root user and group the image creates (Dockerfile) and the pods run as.
+RUN_AS = 1000
+#: ``threads_for_cpu``'s cap when the node's core count is unknown: the CPU limit decides alone.
+_ANY_CORES = 1024
+
+_ANNOTATION_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+# --- names and metadata ----------------------------------------------------------------------
+
+
+def job_name(campaign: str, trial_id: str) -> str:
+    """The Job's name, also the Service's and the ConfigMap's: ``<campaign>-<trial_id>``.
+
+    Campaign names are DNS labels of at most 40 characters starting with a letter and trial IDs
+    are "t" + 10 hex digits, so this is a DNS-1035 label of at most 52 characters.
+    """
+    name = f"{campaign}-{trial_id}"
+    assert len(name) <= 63, name
+    return name
+
+
+def service_name(campaign: str, trial_id: str) -> str:
+    """The headless Service's name; it is the pods' ``subdomain``, hence the DNS of each rank."""
+    return job_name(campaign, trial_id)
+
+
+def master_addr(campaign: str, trial_id: str) -> str:
+    """Rank 0's DNS name: Indexed Jobs name pod hostnames ``<job>-<index>``."""
+    return f"{job_name(campaign, trial_id)}-0.{service_name(campaign, trial_id)}"
+
+
+def trial_dir(campaign: Campaign, trial_id: str) -> str:
+    """The trial's directory on the results PVC, as the pods see it (results-dir contract)."""
+    root = campaign.spec.kubernetes.results_path.rstrip("/")
+    return f"{root}/{campaign.name}/trials/{trial_id}"
+
+
+def campaign_labels(campaign: str) -> dict[str, str]:
+    """Labels every object of a campaign carries; ``trainbed.io/campaign`` selects them all."""
+    return {
+        "app.kubernetes.io/name": "trainbed",
+        "app.kubernetes.io/instance": campaign,
+        "app.kubernetes.io/managed-by": "trainbed",
+        "trainbed.io/campaign": campaign,
+    }
+
+
+def trial_labels(trial: TrialSpec) -> dict[str, str]:
+    """Labels of a trial's Job, pods, Service and ConfigMap (DESIGN: Kubernetes conventions)."""
+    return {
+        **campaign_labels(trial.campaign),
+        "app.kubernetes.io/component": "worker",
+        "trainbed.io/trial": trial.trial_id,
+        "trainbed.io/replicate": str(trial.replicate),
+    }
+
+
+def _level_text(level: Any) -> str:
+    """A level as an annotation value: strings as written, anything else as JSON."""
+    return level if isinstance(level, str) else json.dumps(level)
+
+
+def level_annotations(trial: TrialSpec) -> dict[str, str]:
+    """The trial's factor levels: all of them as JSON, plus one readable key per factor.
+
+    Factor names may end in ``_`` or exceed 63 characters, which annotation names may not; such a
+    per-factor key is trimmed, and ``trainbed.io/levels`` always holds the exact levels.
+    """
+    annotations = {"trainbed.io/levels": json.dumps(trial.levels, sort_keys=True)}
+    for factor, level in trial.levels.items():
+        name = f"level.{factor}"[:63].rstrip("_.-")
+        if _ANNOTATION_NAME.match(name):
+            annotations[f"trainbed.io/{name}"] = _level_text(level)
+    return annotations
+
+
+def owner_reference(campaign_object: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to a Campaign object read from the API (it needs ``metadata.uid``).
+
+    Deleting the Campaign then garbage-collects its trials' objects. ``blockOwnerDeletion`` is
+    left unset: it would need ``update`` on ``campaigns/finalizers`` where the
+    OwnerReferencesPermissionEnforcement admission plugin is on, a verb the controller lacks.
+    """
+    metadata = campaign_object["metadata"]
+    return {
+        "apiVersion": campaign_object.get("apiVersion", "trainbed.io/v1alpha1"),
+        "kind": campaign_object.get("kind", "Campaign"),
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+    }
+
+
+def object_metadata(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    *,
+    annotations: dict[str, str] | None = None,
+    owner: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``metadata`` of a namespaced object; an owner reference makes it garbage-collected."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if owner is not None:
+        metadata["ownerReferences"] = [dict(owner)]
+    return metadata
+
+
+# --- the restricted profile -----------------------------------------------------------------
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod-level settings of the "restricted" Pod Security Standard, as the image's user."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level restricted settings; a read-only root, so writable paths are volumes."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+
+
+# --- the trial -------------------------------------------------------------------------------
+
+
+def resource_limits(trial: TrialSpec) -> dict[str, str]:
+    """The trial's limits, which are also its requests (Guaranteed QoS: timings are not shared)."""
+    limits = {"cpu": str(trial.resources.cpu), "memory": str(trial.resources.memory)}
+    if trial.resources.gpu > 0:
+        limits["nvidia.com/gpu"] = str(trial.resources.gpu)
+    return limits
+
+
+def enforcement(trial: TrialSpec) -> dict[str, Any]:
+    """What the worker records as ``enforcement`` in result.json for a pod."""
+    record: dict[str, Any] = {
+        "mode": "kubernetes",
+        "cpu": str(trial.resources.cpu),
+        "memory": str(trial.resources.memory),
+        "requests_equal_limits": True,
+    }
+    if trial.resources.gpu > 0:
+        record["gpu"] = trial.resources.gpu
+    return record
+
+
+def worker_env(campaign: Campaign, trial: TrialSpec, *, rank_from_index: bool) -> list[dict]:
+    """The worker's environment: DDP rendezvous, thread counts, data path and enforcement.
+
+    With ``rank_from_index`` (the Indexed Job) ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
+    ``MASTER_PORT`` are set here; a PyTorchJob's operator sets them itself.
+    """
+    threads = str(threads_for_cpu(trial.resources.cpu, available=_ANY_CORES))
+    root = campaign.spec.kubernetes.results_path.rstrip("/")
+    env: list[dict[str, Any]] = []
+    if rank_from_index:
+        index = f"metadata.annotations['{INDEX_ANNOTATION}']"
+        env += [
+            {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": index}}},
+            {"name": "WORLD_SIZE", "value": str(trial.workload.parallelism)},
+            {"name": "MASTER_ADDR", "value": master_addr(campaign.name, trial.trial_id)},
+            {"name": "MASTER_PORT", "value": str(campaign.spec.kubernetes.master_port)},
+        ]
+    env += [
+        {"name": "OMP_NUM_THREADS", "value": threads},
+        {"name": "MKL_NUM_THREADS", "value": threads},
+        {"name": "TRAINBED_DATA", "value": f"{root}/data"},
+        {"name": "TRAINBED_ENFORCEMENT", "value": json.dumps(enforcement(trial), sort_keys=True)},
+        # The root filesystem is read-only: caches (torch, matplotlib) go to the /tmp emptyDir.
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    return env
+
+
+def _worker_pod_spec(
+    campaign: Campaign, trial: TrialSpec, *, container: str, rank_from_index: bool
+) -> dict[str, Any]:
+    """The pod spec every rank runs; the Job and the PyTorchJob wrap it differently."""
+    k8s = campaign.spec.kubernetes
+    limits = resource_limits(trial)
+    spec_path = f"{SPEC_DIR}/{TRIAL_FILE}"
+    return {
+        "restartPolicy": "Never",  # podFailurePolicy requires it; the Job counts the retries
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "containers": [
+            {
+                "name": container,
+                "image": k8s.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": [
+                    *("trainbed", "worker", "--spec", spec_path),
+                    *("--out", trial_dir(campaign, trial.trial_id)),
+                ],
+                "env": worker_env(campaign, trial, rank_from_index=rank_from_index),
+                "ports": [{"name": "ddp", "containerPort": k8s.master_port, "protocol": "TCP"}],
+                "resources": {"requests": dict(limits), "limits": dict(limits)},
+                "securityContext": container_security_context(),
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [
+                    {"name": "trial-spec", "mountPath": SPEC_DIR, "readOnly": True},
+                    {"name": "results", "mountPath": k8s.results_path},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    # DataLoader workers pass batches through /dev/shm (64Mi by default).
+                    {"name": "dshm", "mountPath": "/dev/shm"},
+                ],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "trial-spec",
+                "configMap": {"name": job_name(trial.campaign, trial.trial_id)},
+            },
+            {"name": "results", "persistentVolumeClaim": {"claimName": k8s.results_pvc}},
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+        ],
+    }
+
+
+def trial_configmap(
+    campaign: Campaign, trial: TrialSpec, *, namespace: str, owner: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ConfigMap holding ``trial.json`` (the TrialSpec as run), mounted at SPEC_DIR.
+
+    Immutable: a trial's spec never changes, and kubelets need not watch it.
+    """
+    name = job_name(trial.campaign, trial.trial_id)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_metadata(name, namespace, trial_labels(trial), owner=owner),
+        "immutable": True,
+        "data": {TRIAL_FILE: trial.model_dump_json(indent=2)},
+    }
+
+
+def trial_service(
+    campaign: Campaign, trial: TrialSpec, *, namespace: str, owner: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The headless Service that gives each rank a DNS name (``<job>-<rank>.<service>``).
+
+    ``publishNotReadyAddresses`` lets ranks resolve rank 0 as soon as its pod has an IP.
+    """
+    labels = trial_labels(trial)
+    port = campaign.spec.kubernetes.master_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_metadata(
+            service_name(trial.campaign, trial.trial_id), namespace, labels, owner=owner
+        ),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {
+                "trainbed.io/campaign": trial.campaign,
+                "trainbed.io/trial": trial.trial_id,
+            },
+            "ports": [{"name": "ddp", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Disruptions (preemption, eviction, node drain) are retried for free; an OOM kill fails.
+
+    Retrying an OOM-killed trial would only repeat it: the memory limit is a factor level.
+    """
+    return {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER,
+                    "operator": "In",
+                    "values": [OOM_EXIT_CODE],
+                },
+            },
+        ]
+    }
+
+
+def active_deadline(campaign: Campaign) -> int:
+    """``activeDeadlineSeconds``: the trial timeout, rounded up to a whole second."""
+    return max(1, math.ceil(campaign.spec.execution.trial_timeout_s))
+
+
+def trial_job(
+    campaign: Campaign, trial: TrialSpec, *, namespace: str, owner: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Indexed Job: one pod per rank, all started together, bounded by the trial timeout.
+
+    ``podReplacementPolicy: Failed`` waits for a failed pod to be gone before its replacement
+    starts, so two pods never hold the same rank; it is also the only value podFailurePolicy
+    allows. No ``ttlSecondsAfterFinished``: the controller cleans up per ``spec.kubernetes.cleanup``
+    once it has recorded the outcome.
+    """
+    labels = trial_labels(trial)
+    levels = level_annotations(trial)
+    world = trial.workload.parallelism
+    pod_annotations = {**levels, **campaign.spec.kubernetes.pod_annotations}
+    pod_spec = _worker_pod_spec(campaign, trial, container=CONTAINER, rank_from_index=True)
+    pod_spec["subdomain"] = service_name(trial.campaign, trial.trial_id)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": object_metadata(
+            job_name(trial.campaign, trial.trial_id),
+            namespace,
+            labels,
+            annotations=levels,
+            owner=owner,
+        ),
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": world,
+            "parallelism": world,
+            "backoffLimit": campaign.spec.execution.retries,
+            "activeDeadlineSeconds": active_deadline(campaign),
+            "podFailurePolicy": pod_failure_policy(),
+            "podReplacementPolicy": "Failed",
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": pod_annotations},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def pytorch_job(
+    campaign: Campaign, trial: TrialSpec, *, namespace: str, owner: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The same trial as a Kubeflow ``kubeflow.org/v1`` PyTorchJob (Master + Workers).
+
+    The training operator sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT itself and requires
+    the container to be named ``pytorch``. It still needs the trial's ConfigMap; it replaces the
+    Job and the Service.
+    """
+    labels = trial_labels(trial)
+    levels = level_annotations(trial)
+    pod_annotations = {**levels, **campaign.spec.kubernetes.pod_annotations}
+
+    def replica(count: int) -> dict[str, Any]:
+        spec = _worker_pod_spec(campaign, trial, container="pytorch", rank_from_index=False)
+        spec["containers"][0]["ports"][0]["name"] = "pytorchjob-port"
+        return {
+            "replicas": count,
+            "restartPolicy": "Never",
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(pod_annotations)},
+                "spec": spec,
+            },
+        }
+
+    replicas = {"Master": replica(1)}
+    if trial.workload.parallelism > 1:
+        replicas["Worker"] = replica(trial.workload.parallelism - 1)
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": object_metadata(
+            job_name(trial.campaign, trial.trial_id),
+            namespace,
+            labels,
+            annotations=levels,
+            owner=owner,
+        ),
+        "spec": {
+            "runPolicy": {
+                "activeDeadlineSeconds": active_deadline(campaign),
+                "backoffLimit": campaign.spec.execution.retries,
+                "cleanPodPolicy": "None",
+            },
+            "pytorchReplicaSpecs": replicas,
+        },
+    }
