@@ -166,6 +166,15 @@ class KubeApi:
         }
         return listers[kind]
 
+    def pod_phase(self, namespace: str, name: str) -> str | None:
+        try:
+            pod = self.core.read_namespaced_pod(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise ClusterError(f"get Pod {namespace}/{name}: {err.status} {err.reason}") from err
+        return pod.status.phase if pod.status else None
+
     def pod_log(self, namespace: str, name: str, container: str = "worker") -> str:
         return _wrap(
             f"logs of Pod {namespace}/{name}",

@@ -1,0 +1,181 @@
+"""The Campaign controller: the same driver as the local backend, with a Kubernetes executor.
+
+It watches Campaign resources in one namespace (and trainbed's Jobs and pods through shared
+informers), and for each campaign runs one :class:`~trainbed.orchestrator.driver.Driver` step
+whenever something changes. It keeps no state of its own that the cluster does not hold: after a
+restart, recorded trials come back from each Campaign's status and running ones from their Jobs,
+and creating an existing trial is a no-op, so no Job is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from trainbed.orchestrator.design import build_design
+from trainbed.orchestrator.driver import Driver
+from trainbed.orchestrator.errors import SpecError
+from trainbed.orchestrator.informer import Informer
+from trainbed.orchestrator.kube_api import KubeApi
+from trainbed.orchestrator.kube_executor import ClusterCaches, KubernetesExecutor
+from trainbed.orchestrator.manifests import owner_reference
+from trainbed.orchestrator.spec import Campaign, parse_campaign
+from trainbed.orchestrator.trials import trial_spec
+
+log = logging.getLogger(__name__)
+RESYNC_S = 30.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class CampaignRuntime:
+    generation: int
+    campaign: Campaign
+    driver: Driver
+    executor: KubernetesExecutor
+    total: int
+    last_status: dict[str, Any] | None = None
+
+
+class Controller:
+    """Reconciles every Campaign in a namespace (or only ``only``)."""
+
+    def __init__(self, api: KubeApi, namespace: str, *, only: str | None = None) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.only = only
+        self.caches = ClusterCaches(api, namespace)
+        self.campaigns = Informer(
+            api.lister("Campaign", namespace), lambda x: x, self.caches.changes, name="campaigns"
+        )
+        self.runtimes: dict[str, CampaignRuntime] = {}
+        self.stopping = threading.Event()
+
+    def start(self) -> Controller:
+        self.caches.start()
+        self.campaigns.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.caches.changes.bump()
+        for runtime in self.runtimes.values():
+            runtime.executor.close()
+        self.campaigns.stop()
+        self.caches.stop()
+
+    def _runtime(self, obj: dict[str, Any]) -> CampaignRuntime | None:
+        name = obj["metadata"]["name"]
+        generation = int(obj["metadata"].get("generation") or 0)
+        runtime = self.runtimes.get(name)
+        if runtime is not None and runtime.generation == generation:
+            return runtime
+        try:
+            campaign = parse_campaign(
+                {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
+            )
+            design = build_design(campaign)
+        except SpecError as err:
+            self.api.patch_campaign_status(
+                self.namespace,
+                name,
+                {
+                    "phase": "Invalid",
+                    "conditions": [
+                        {
+                            "type": "Valid",
+                            "status": "False",
+                            "reason": "InvalidSpec",
+                            "message": str(err),
+                            "lastTransitionTime": _now(),
+                        }
+                    ],
+                },
+            )
+            return None
+        trials = [trial_spec(campaign, run) for run in design.runs]
+        recorded = ((obj.get("status") or {}).get("trials")) or {}
+        executor = KubernetesExecutor(
+            campaign,
+            self.api,
+            self.caches,
+            namespace=self.namespace,
+            owner=owner_reference(obj),
+            recorded=recorded,
+        )
+        driver = Driver(
+            trials=trials,
+            executor=executor,
+            concurrency=campaign.spec.execution.concurrency,
+            timeout_s=None,
+        )
+        if runtime is not None:
+            runtime.executor.close()
+        runtime = CampaignRuntime(generation, campaign, driver, executor, total=len(trials))
+        self.runtimes[name] = runtime
+        return runtime
+
+    def reconcile_once(self) -> bool:
+        """One pass over every campaign; True when all of them are done."""
+        all_done = True
+        campaigns = self.campaigns.snapshot()
+        for name in list(self.runtimes):
+            if name not in campaigns:
+                self.runtimes.pop(name).executor.close()
+        for name, obj in campaigns.items():
+            if self.only and name != self.only:
+                continue
+            runtime = self._runtime(obj)
+            if runtime is None:
+                continue
+            done = runtime.driver.step()
+            self._sync_status(runtime, done)
+            all_done = all_done and done
+        return all_done
+
+    def _sync_status(self, runtime: CampaignRuntime, done: bool) -> None:
+        executor = runtime.executor
+        summary = executor.summary(runtime.total)
+        status: dict[str, Any] = dict(summary)
+        status["trials"] = {tid: entry for tid, entry in executor.live.items()}
+        status["observedGeneration"] = runtime.generation
+        if status == runtime.last_status:
+            return
+        condition = {
+            "type": "Complete" if done else "Running",
+            "status": "True",
+            "reason": "AllTrialsRecorded" if done else "TrialsInProgress",
+            "message": f"{summary['done']}/{summary['total']} trials recorded, "
+            f"{summary['failed']} not succeeded",
+        }
+        previous = runtime.last_status or {}
+        if previous.get("phase") != status["phase"]:
+            condition["lastTransitionTime"] = _now()
+            status["conditions"] = [condition]
+        self.api.patch_campaign_status(self.namespace, runtime.campaign.name, status)
+        runtime.last_status = {k: v for k, v in status.items() if k != "conditions"}
+
+    def run(self, *, until_done: bool = False) -> None:
+        seen = -1
+        while not self.stopping.is_set():
+            seen = self.caches.changes.count
+            done = self.reconcile_once()
+            if until_done and done and (self.only is None or self.only in self.runtimes):
+                return
+            self.caches.changes.wait(seen, RESYNC_S)
+
+
+def run_controller(namespace: str = "default", kubeconfig: str | None = None) -> None:
+    """``trainbed controller``: reconcile Campaigns until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    controller = Controller(KubeApi.from_environment(kubeconfig), namespace).start()
+    try:
+        controller.run()
+    finally:
+        controller.stop()
