@@ -431,4 +431,3 @@ def _complete_timestamps(directory: Path, exit_codes: dict[int, int | None]) -> 
                     )
                     + "\n"
                 )
-

@@ -27,7 +27,7 @@ KIND = "Campaign"
 Response = Literal["accuracy", "time", "time_to_accuracy", "energy", "throughput"]
 RESPONSES: tuple[str, ...] = get_args(Response)
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _FACTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: Campaign names become the prefix of Job and Service names (63-character DNS labels) that
 #: also carry a trial ID, so they are kept short.
@@ -54,7 +54,7 @@ class Metadata(BaseModel):
                 f"must be at most {MAX_NAME_LENGTH} characters (it prefixes Job names)"
             )
         if not _NAME.match(value):
-            raise ValueError("must be a DNS label: lowercase letters, digits and '-'")
+            raise ValueError("must be a DNS label: a lowercase letter, then letters, digits and '-'")
         return value
 
 
