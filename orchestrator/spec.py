@@ -54,7 +54,7 @@ class Metadata(BaseModel):
                 f"must be at most {MAX_NAME_LENGTH} characters (it prefixes Job names)"
             )
         if not _NAME.match(value):
-            raise ValueError("must be a DNS label: a lowercase letter, then letters, digits and '-'")
+            raise ValueError("must be a DNS label: a lowercase letter, then [-a-z0-9]")
         return value
 
 
