@@ -183,7 +183,7 @@ def run_on_cluster(
     campaign = load_campaign(file)
     api = api or KubeApi.from_environment()
     api.apply_campaign(campaign_object(campaign, namespace))
-    controller = Controller(api, namespace, only=campaign.name).start()
+    controller = Controller(api, namespace, only=campaign.name, results_root=out).start()
     try:
         controller.run(until_done=True)
     finally:

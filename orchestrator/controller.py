@@ -10,18 +10,21 @@ and creating an existing trial is a no-op, so no Job is ever duplicated.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from trainbed.orchestrator.design import build_design
 from trainbed.orchestrator.driver import Driver
-from trainbed.orchestrator.errors import SpecError
+from trainbed.orchestrator.errors import SpecError, UserError
 from trainbed.orchestrator.informer import Informer
 from trainbed.orchestrator.kube_api import KubeApi
 from trainbed.orchestrator.kube_executor import ClusterCaches, KubernetesExecutor
 from trainbed.orchestrator.manifests import owner_reference
+from trainbed.orchestrator.results_dir import ResultsDir
 from trainbed.orchestrator.spec import Campaign, parse_campaign
 from trainbed.orchestrator.trials import trial_spec
 
@@ -46,8 +49,17 @@ class CampaignRuntime:
 class Controller:
     """Reconciles every Campaign in a namespace (or only ``only``)."""
 
-    def __init__(self, api: KubeApi, namespace: str, *, only: str | None = None) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        namespace: str,
+        *,
+        only: str | None = None,
+        results_root: Path | None = None,
+    ) -> None:
         self.api = api
+        #: The results PVC's mount point (TRAINBED_RESULTS_PATH in the chart), or a local --out.
+        self.results_root = results_root
         self.namespace = namespace
         self.only = only
         self.caches = ClusterCaches(api, namespace)
@@ -55,6 +67,7 @@ class Controller:
             api.lister("Campaign", namespace), lambda x: x, self.caches.changes, name="campaigns"
         )
         self.runtimes: dict[str, CampaignRuntime] = {}
+        self.invalid: dict[str, int] = {}
         self.stopping = threading.Event()
 
     def start(self) -> Controller:
@@ -76,6 +89,8 @@ class Controller:
         runtime = self.runtimes.get(name)
         if runtime is not None and runtime.generation == generation:
             return runtime
+        if self.invalid.get(name) == generation:
+            return None  # already reported; wait for a new spec
         try:
             campaign = parse_campaign(
                 {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
@@ -100,6 +115,14 @@ class Controller:
             )
             return None
         trials = [trial_spec(campaign, run) for run in design.runs]
+        results = None
+        if self.results_root is not None:
+            results = ResultsDir.for_campaign(self.results_root, campaign)
+            try:
+                results.initialise(campaign, design, trials, resume=True)
+            except UserError as err:
+                self._invalid(name, generation, "ResultsConflict", str(err))
+                return None
         recorded = ((obj.get("status") or {}).get("trials")) or {}
         executor = KubernetesExecutor(
             campaign,
@@ -108,6 +131,7 @@ class Controller:
             namespace=self.namespace,
             owner=owner_reference(obj),
             recorded=recorded,
+            results=results,
         )
         driver = Driver(
             trials=trials,
@@ -120,6 +144,25 @@ class Controller:
         runtime = CampaignRuntime(generation, campaign, driver, executor, total=len(trials))
         self.runtimes[name] = runtime
         return runtime
+
+    def _invalid(self, name: str, generation: int, reason: str, message: str) -> None:
+        self.invalid[name] = generation
+        self.api.patch_campaign_status(
+            self.namespace,
+            name,
+            {
+                "phase": "Invalid",
+                "conditions": [
+                    {
+                        "type": "Valid",
+                        "status": "False",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            },
+        )
 
     def reconcile_once(self) -> bool:
         """One pass over every campaign; True when all of them are done."""
@@ -174,7 +217,10 @@ class Controller:
 def run_controller(namespace: str = "default", kubeconfig: str | None = None) -> None:
     """``trainbed controller``: reconcile Campaigns until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    controller = Controller(KubeApi.from_environment(kubeconfig), namespace).start()
+    root = os.environ.get("TRAINBED_RESULTS_PATH")
+    controller = Controller(
+        KubeApi.from_environment(kubeconfig), namespace, results_root=Path(root) if root else None
+    ).start()
     try:
         controller.run()
     finally:

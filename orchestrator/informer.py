@@ -126,6 +126,8 @@ class Informer:
                             self.objects[name] = item
                     self.changes.bump()
             except ApiException as err:
+                if self._stop.is_set():
+                    return
                 if err.status == 410:
                     version = ""
                     continue
@@ -133,6 +135,8 @@ class Informer:
                 version = ""
                 self._stop.wait(1.0)
             except Exception as err:  # noqa: BLE001 - keep the cache alive, report once
+                if self._stop.is_set():
+                    return
                 self.error = err
                 log.warning("%s: watch error %r; relisting", self.name, err)
                 version = ""

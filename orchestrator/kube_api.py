@@ -19,6 +19,8 @@ GROUP = "trainbed.io"
 VERSION = "v1alpha1"
 PLURAL = "campaigns"
 MERGE_PATCH = "application/merge-patch+json"
+#: Connections kept open: the informers' watches plus the trial-creation thread pool.
+POOL_SIZE = 32
 
 T = TypeVar("T")
 
@@ -45,8 +47,10 @@ class KubeApi:
         """In-cluster config inside a pod, else the kubeconfig (``$KUBECONFIG`` or ~/.kube)."""
         try:
             if kubeconfig is None:
-                config.load_incluster_config()
-                return cls(client.ApiClient())
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)
+                configuration.connection_pool_maxsize = POOL_SIZE
+                return cls(client.ApiClient(configuration))
         except config.ConfigException:
             pass
         configuration = client.Configuration()
@@ -54,6 +58,7 @@ class KubeApi:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         except (config.ConfigException, FileNotFoundError, TypeError) as err:
             raise ClusterError(f"no cluster configuration: {err}") from err
+        configuration.connection_pool_maxsize = POOL_SIZE
         return cls(client.ApiClient(configuration))
 
     # --- generic create/delete by kind ------------------------------------------------------

@@ -21,9 +21,10 @@ from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.informer import Changes, Informer
 from trainbed.orchestrator.kube_api import KubeApi
 from trainbed.orchestrator.manifests import job_name, trial_configmap, trial_job, trial_service
+from trainbed.orchestrator.results_dir import ResultsDir
 from trainbed.orchestrator.spec import Campaign
 from trainbed.orchestrator.trial_status import job_finished, trial_status
-from trainbed.worker.records import Result
+from trainbed.worker.records import RESULT_FILE, Result, write_result
 from trainbed.worker.trial import TrialSpec
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,15 @@ class KubernetesExecutor:
         owner: dict[str, Any] | None = None,
         recorded: dict[str, dict[str, Any]] | None = None,
         create_workers: int = 8,
+        results: ResultsDir | None = None,
     ) -> None:
         self.campaign = campaign
         self.api = api
         self.caches = caches
         self.namespace = namespace
         self.owner = owner
+        #: Where this campaign's results directory is (the PVC in the cluster), if mounted here.
+        self.results = results
         #: trial_id -> status entry with a final ``status`` (from the Campaign's status on start)
         self.recorded: dict[str, dict[str, Any]] = {
             tid: entry for tid, entry in (recorded or {}).items() if entry.get("status")
@@ -192,11 +196,27 @@ class KubernetesExecutor:
             self.namespace, self.campaign.name, {"trials": {trial_id: entry}}
         )
         self.recorded[trial_id] = entry
+        result = _result(entry)
+        if self.results is not None:
+            self._write_missing_result(trial_id, result)
         if self.campaign.spec.kubernetes.cleanup == "delete":
             name = job_name(self.campaign.name, trial_id)
             for kind in ("Job", "Service", "ConfigMap"):
                 self.api.delete(kind, self.namespace, name)
-        return _result(entry)
+        return result
+
+    def _write_missing_result(self, trial_id: str, result: Result) -> None:
+        """A worker that was OOM-killed or stopped at its deadline wrote no result.json; the
+        controller records what the API saw (status, reason, timestamps), never invented
+        metrics. A worker's own result is never overwritten."""
+        assert self.results is not None
+        directory = self.results.trial_dir(trial_id)
+        if (directory / RESULT_FILE).exists():
+            return
+        write_result(
+            directory,
+            result.model_copy(update={"campaign": self.campaign.name, "trial_id": trial_id}),
+        )
 
     def wait(self, timeout: float) -> None:
         self._seen = self.caches.changes.wait(self._seen, timeout)

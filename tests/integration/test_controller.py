@@ -6,6 +6,7 @@ duration comes from an annotation the campaign sets (spec.kubernetes.pod_annotat
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -131,8 +132,10 @@ def _kubectl(cluster: Any, *args: str) -> str:
     ).stdout
 
 
-def _run_controller(api: KubeApi, namespace: str, name: str, timeout: float = 300) -> None:
-    controller = Controller(api, namespace, only=name).start()
+def _run_controller(
+    api: KubeApi, namespace: str, name: str, timeout: float = 300, results_root: Path | None = None
+) -> None:
+    controller = Controller(api, namespace, only=name, results_root=results_root).start()
     finished = threading.Event()
 
     def target() -> None:
@@ -241,7 +244,7 @@ def test_restart_mid_campaign_leaves_no_duplicates(
 
 
 def test_exit_137_is_recorded_as_oom_killed_and_the_campaign_goes_on(
-    api: KubeApi, cluster: Any, namespace: str
+    api: KubeApi, cluster: Any, namespace: str, tmp_path: Path
 ) -> None:
     obj = seed001(namespace, duration="6s", concurrency=32, name="oom")
     api.apply_campaign(obj)
@@ -270,7 +273,7 @@ def test_exit_137_is_recorded_as_oom_killed_and_the_campaign_goes_on(
     injector = threading.Thread(target=inject, daemon=True)
     injector.start()
     try:
-        _run_controller(api, namespace, "oom")
+        _run_controller(api, namespace, "oom", results_root=tmp_path)
     finally:
         stop.set()
         injector.join(5)
@@ -280,3 +283,31 @@ def test_exit_137_is_recorded_as_oom_killed_and_the_campaign_goes_on(
     others = [e["status"] for t, e in entries.items() if t != victim["trial"]]
     assert others == ["succeeded"] * 31
     assert status["failed"] == 1 and status["done"] == 32
+    # with the results volume mounted, the controller leaves the DESIGN.md layout behind and
+    # records the OOM kill that the worker could not write itself
+    root = tmp_path / "oom"
+    assert (root / "campaign.yaml").exists() and (root / "design.csv").exists()
+    result = json.loads((root / "trials" / victim["trial"] / "result.json").read_text())
+    assert result["status"] == "oom_killed" and result["final_accuracy"] is None
+    assert len(list((root / "trials").glob("*/result.json"))) == 32
+
+
+def test_invalid_campaign_is_reported_in_status(api: KubeApi, namespace: str) -> None:
+    obj = seed001(namespace, name="invalid")
+    obj["spec"]["factors"][0]["target"] = "resources.cpux"
+    api.apply_campaign(obj)
+    controller = Controller(api, namespace, only="invalid").start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            controller.reconcile_once()
+            status = (api.get_campaign(namespace, "invalid") or {}).get("status") or {}
+            if status.get("phase") == "Invalid":
+                break
+            time.sleep(0.2)
+    finally:
+        controller.stop()
+    assert status["phase"] == "Invalid"
+    message = status["conditions"][0]["message"]
+    assert "spec.factors[0].target" in message and "cpux" in message
+    assert not _jobs(api, namespace, "invalid")
