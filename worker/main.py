@@ -1,0 +1,111 @@
+"""``trainbed worker --spec TRIAL.json --out TRIAL_DIR``: run one rank of one trial.
+
+It sets the thread count from the CPU limit before torch does any work, records start/stop
+timestamps, turns SIGTERM into a stop at the next iteration boundary, and makes sure rank 0
+always leaves a ``result.json``: ``succeeded``, ``terminated`` or ``failed`` with the reason.
+Exit codes: 0 succeeded, 143 terminated, 1 failed, 2 a bad spec or environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+
+from trainbed.worker.quantity import threads_for_cpu
+from trainbed.worker.rank_env import RankEnvError, rank_env
+from trainbed.worker.records import Result, append_timestamp, now_iso, write_result
+from trainbed.worker.trial import TrialSpec
+
+EXIT_TERMINATED = 143
+
+
+class _Stop:
+    """Set by SIGTERM; the training loop polls it between iterations."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def main_worker(spec_path: Path, out: Path) -> int:
+    try:
+        spec = TrialSpec.model_validate_json(Path(spec_path).read_text())
+    except (OSError, ValidationError) as err:
+        print(f"trainbed worker: bad trial spec {spec_path}: {err}", file=sys.stderr)
+        return 2
+    try:
+        env = rank_env(os.environ, spec.workload.parallelism)
+    except RankEnvError as err:
+        print(f"trainbed worker: {err}", file=sys.stderr)
+        return 2
+    if env.world_size != spec.workload.parallelism:
+        print(
+            f"trainbed worker: WORLD_SIZE {env.world_size} differs from the trial's "
+            f"parallelism {spec.workload.parallelism}",
+            file=sys.stderr,
+        )
+        return 2
+
+    threads = threads_for_cpu(spec.resources.cpu, _available_cpus())
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop.handler)
+    append_timestamp(
+        out, "start", env.rank, host=socket.gethostname(), pid=os.getpid(), threads=threads
+    )
+    started_at = now_iso()
+    from trainbed.worker.trainer import Trainer
+
+    trainer = Trainer(spec, env, out, should_stop=stop)
+    try:
+        result = trainer.run()
+    except Exception as err:  # noqa: BLE001 - every failure becomes a recorded outcome
+        traceback.print_exc()
+        result = Result(
+            campaign=spec.campaign,
+            trial_id=spec.trial_id,
+            status="failed",
+            reason=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500],
+            started_at=started_at,
+            finished_at=now_iso(),
+            epochs_run=len(trainer.epochs),
+            epochs=trainer.epochs,
+            world_size=env.world_size,
+            seeds=trainer.seeds(),
+        )
+    code = {"succeeded": 0, "terminated": EXIT_TERMINATED}.get(result.status, 1)
+    append_timestamp(out, "stop", env.rank, status=result.status, exit_code=code)
+    if env.is_main:
+        write_result(out, result)
+    if code == 0:
+        from trainbed.worker.distributed import close_group
+
+        close_group()
+    sys.stdout.flush()
+    return code
