@@ -67,9 +67,35 @@ def campaign(name: str, trials: int, concurrency: int, duration: str) -> Campaig
     )
 
 
-def new_namespace(api: KubeApi) -> str:
+def new_namespace(api: KubeApi, with_results: bool = False) -> str:
+    """A fresh namespace; with a results PVC bound to a static PV when pods must really run."""
     name = f"bench-{uuid.uuid4().hex[:6]}"
     api.core.create_namespace({"metadata": {"name": name}})
+    if with_results:
+        api.core.create_persistent_volume(
+            {
+                "metadata": {"name": f"{name}-results"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "manual",
+                    "hostPath": {"path": f"/tmp/{name}"},
+                    "claimRef": {"namespace": name, "name": "trainbed-results"},
+                },
+            }
+        )
+        api.core.create_namespaced_persistent_volume_claim(
+            name,
+            {
+                "metadata": {"name": "trainbed-results"},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "manual",
+                    "volumeName": f"{name}-results",
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
     return name
 
 
@@ -123,7 +149,7 @@ def time_kubectl(api: KubeApi, kubeconfig: Path, trials: int) -> float:
 
 
 def busy_fraction(api: KubeApi, trials: int, concurrency: int, duration: str) -> float:
-    namespace = new_namespace(api)
+    namespace = new_namespace(api, with_results=True)
     spec = campaign("busy", trials, concurrency=concurrency, duration=duration)
     api.apply_campaign(campaign_object(spec, namespace))
     controller = Controller(api, namespace, only="busy").start()
@@ -146,6 +172,7 @@ def busy_fraction(api: KubeApi, trials: int, concurrency: int, duration: str) ->
         time.sleep(0.25)
     controller.stop()
     api.core.delete_namespace(namespace)
+    api.core.delete_persistent_volume(f"{namespace}-results")
     return statistics.mean(samples) if samples else float("nan")
 
 

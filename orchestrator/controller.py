@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from trainbed.orchestrator.trials import trial_spec
 
 log = logging.getLogger(__name__)
 RESYNC_S = 30.0
+#: Status writes are batched: at most one merge patch per campaign per SYNC_S.
+SYNC_S = 1.0
 
 
 def _now() -> str:
@@ -44,6 +47,8 @@ class CampaignRuntime:
     executor: KubernetesExecutor
     total: int
     last_status: dict[str, Any] | None = None
+    last_sync: float = 0.0
+    sent_live: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Controller:
@@ -183,26 +188,37 @@ class Controller:
         return all_done
 
     def _sync_status(self, runtime: CampaignRuntime, done: bool) -> None:
+        """Write progress into the Campaign's status, batched: at most every SYNC_S, except
+        when the campaign is done. Recorded trials go in the same merge patch."""
         executor = runtime.executor
-        summary = executor.summary(runtime.total)
-        status: dict[str, Any] = dict(summary)
-        status["trials"] = {tid: entry for tid, entry in executor.live.items()}
-        status["observedGeneration"] = runtime.generation
-        if status == runtime.last_status:
+        now = time.monotonic()
+        if not done and now - runtime.last_sync < SYNC_S:
             return
-        condition = {
-            "type": "Complete" if done else "Running",
-            "status": "True",
-            "reason": "AllTrialsRecorded" if done else "TrialsInProgress",
-            "message": f"{summary['done']}/{summary['total']} trials recorded, "
-            f"{summary['failed']} not succeeded",
-        }
+        summary = executor.summary(runtime.total)
+        live = {tid: entry for tid, entry in executor.live.items()}
+        status: dict[str, Any] = dict(summary)
+        status["observedGeneration"] = runtime.generation
+        changed_live = {t: e for t, e in live.items() if runtime.sent_live.get(t) != e}
+        if status == runtime.last_status and not changed_live and not executor.unflushed:
+            return
+        status["trials"] = {**changed_live, **executor.unflushed}
         previous = runtime.last_status or {}
         if previous.get("phase") != status["phase"]:
-            condition["lastTransitionTime"] = _now()
-            status["conditions"] = [condition]
+            status["conditions"] = [
+                {
+                    "type": "Complete" if done else "Running",
+                    "status": "True",
+                    "reason": "AllTrialsRecorded" if done else "TrialsInProgress",
+                    "message": f"{summary['done']}/{summary['total']} trials recorded, "
+                    f"{summary['failed']} not succeeded",
+                    "lastTransitionTime": _now(),
+                }
+            ]
         self.api.patch_campaign_status(self.namespace, runtime.campaign.name, status)
-        runtime.last_status = {k: v for k, v in status.items() if k != "conditions"}
+        executor.flushed()
+        runtime.sent_live.update(changed_live)
+        runtime.last_status = {k: v for k, v in status.items() if k not in ("conditions", "trials")}
+        runtime.last_sync = now
 
     def run(self, *, until_done: bool = False) -> None:
         seen = -1
@@ -211,7 +227,8 @@ class Controller:
             done = self.reconcile_once()
             if until_done and done and (self.only is None or self.only in self.runtimes):
                 return
-            self.caches.changes.wait(seen, RESYNC_S)
+            pending = any(r.executor.unflushed or r.executor.live for r in self.runtimes.values())
+            self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 
 def run_controller(namespace: str = "default", kubeconfig: str | None = None) -> None:

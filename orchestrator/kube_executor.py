@@ -85,7 +85,7 @@ class KubernetesExecutor:
         namespace: str,
         owner: dict[str, Any] | None = None,
         recorded: dict[str, dict[str, Any]] | None = None,
-        create_workers: int = 8,
+        create_workers: int = 16,
         results: ResultsDir | None = None,
     ) -> None:
         self.campaign = campaign
@@ -100,6 +100,8 @@ class KubernetesExecutor:
             tid: entry for tid, entry in (recorded or {}).items() if entry.get("status")
         }
         self.live: dict[str, dict[str, Any]] = {}
+        #: Recorded here but not yet written to the Campaign's status (the controller batches).
+        self.unflushed: dict[str, dict[str, Any]] = {}
         self._creating: dict[str, float] = {}
         self._failed_creates: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -140,6 +142,8 @@ class KubernetesExecutor:
             phase = Phase.FINISHED if job_finished(job) else Phase.RUNNING
             observed[trial_id] = Observation(phase, started=created)
         with self._lock:
+            for trial_id in [t for t in self._creating if t in jobs]:
+                del self._creating[trial_id]  # the watch cache has its Job now
             for trial_id, since in self._creating.items():
                 if trial_id not in observed:
                     observed[trial_id] = Observation(Phase.RUNNING, started=since)
@@ -167,19 +171,6 @@ class KubernetesExecutor:
             with self._lock:
                 self._creating.pop(trial.trial_id, None)
             self.caches.changes.bump()
-            return
-        self._forget_when_cached(trial.trial_id)
-
-    def _forget_when_cached(self, trial_id: str) -> None:
-        """Keep reporting RUNNING until the Job shows up in the watch cache."""
-        name = job_name(self.campaign.name, trial_id)
-        seen = self.caches.changes.count
-        for _ in range(600):
-            if name in self.caches.jobs.snapshot():
-                break
-            seen = self.caches.changes.wait(seen, 0.5)
-        with self._lock:
-            self._creating.pop(trial_id, None)
 
     def stop(self, trial_id: str, status: str, reason: str) -> None:
         # In the cluster the Job's activeDeadlineSeconds bounds every trial; the driver runs
@@ -192,18 +183,24 @@ class KubernetesExecutor:
         job = self._jobs()[trial_id]
         entry = trial_status(job, self._pods().get(trial_id, []))
         assert entry["status"], f"{trial_id} is recorded only once its Job finished"
-        self.api.patch_campaign_status(
-            self.namespace, self.campaign.name, {"trials": {trial_id: entry}}
-        )
         self.recorded[trial_id] = entry
+        self.unflushed[trial_id] = entry
         result = _result(entry)
         if self.results is not None:
             self._write_missing_result(trial_id, result)
-        if self.campaign.spec.kubernetes.cleanup == "delete":
-            name = job_name(self.campaign.name, trial_id)
-            for kind in ("Job", "Service", "ConfigMap"):
-                self.api.delete(kind, self.namespace, name)
         return result
+
+    def flushed(self) -> None:
+        """The controller wrote ``unflushed`` into the Campaign's status: now (and only now)
+        finished trials' objects may be cleaned up. Until then their Jobs are what lets a
+        restarted controller record them again, idempotently."""
+        done = list(self.unflushed)
+        self.unflushed.clear()
+        if self.campaign.spec.kubernetes.cleanup == "delete":
+            for trial_id in done:
+                name = job_name(self.campaign.name, trial_id)
+                for kind in ("Job", "Service", "ConfigMap"):
+                    self.api.delete(kind, self.namespace, name)
 
     def _write_missing_result(self, trial_id: str, result: Result) -> None:
         """A worker that was OOM-killed or stopped at its deadline wrote no result.json; the
