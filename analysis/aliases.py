@@ -1,0 +1,66 @@
+"""Which effects a (possibly fractional) two-level design can estimate, and their aliases.
+
+Computed from the coded design columns themselves, so it holds for any design the results came
+from: an effect's column is the product of its factors' ±1 columns over the distinct design
+points, two effects are aliased when their columns are equal or opposite, and an effect whose
+column is constant is aliased with the mean (a word of the defining relation). Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Term:
+    """One estimable effect: its factors, and the effects it cannot be told apart from."""
+
+    factors: tuple[str, ...]
+    aliases: tuple[tuple[str, ...], ...]
+
+    @property
+    def name(self) -> str:
+        return ":".join(self.factors)
+
+    @property
+    def alias_text(self) -> str:
+        return " = ".join(":".join(a) for a in self.aliases)
+
+
+def estimable_terms(
+    points: np.ndarray, names: list[str], max_order: int | None = None
+) -> list[Term]:
+    """Representatives of the alias sets, lowest order first (ties: factor order).
+
+    ``points`` holds the distinct design points (rows) in ±1 coding, one column per name.
+    """
+    k = len(names)
+    max_order = k if max_order is None else min(max_order, k)
+    groups: dict[bytes, list[tuple[int, ...]]] = {}
+    constant: set[bytes] = set()
+    for order in range(1, k + 1):
+        for combo in combinations(range(k), order):
+            column = np.prod(points[:, list(combo)], axis=1)
+            if column[0] < 0:
+                column = -column  # equal or opposite columns alias
+            key = column.astype(np.int8).tobytes()
+            if np.all(column == column[0]):
+                constant.add(key)
+                continue
+            groups.setdefault(key, []).append(combo)
+    terms = []
+    for combos in groups.values():
+        representative = combos[0]  # combinations() yields lower orders and factor order first
+        if len(representative) > max_order:
+            continue
+        terms.append(
+            Term(
+                factors=tuple(names[i] for i in representative),
+                aliases=tuple(tuple(names[i] for i in c) for c in combos[1:]),
+            )
+        )
+    terms.sort(key=lambda t: (len(t.factors), [names.index(f) for f in t.factors]))
+    return terms

@@ -1,0 +1,180 @@
+"""Loading a results directory into pandas frames: trials, epochs and iterations.
+
+It reads only the files the worker's record contract names (campaign.yaml, design.csv,
+trials/*/result.json, iterations/rank-*.csv, tb/ events) and never talks to a cluster. A
+missing or failed trial stays in the trials frame with its status, so nothing is dropped
+silently; a damaged file is a warning and whatever data it still holds.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from trainbed.analysis.tbevents import read_trial_scalars
+from trainbed.worker.records import ITERATION_COLUMNS, ITERATIONS_DIR, RESULT_FILE
+
+#: Response name -> result.json field (contract).
+RESPONSE_FIELDS: dict[str, str] = {
+    "accuracy": "final_accuracy",
+    "time": "wall_time_s",
+    "time_to_accuracy": "time_to_accuracy_s",
+    "energy": "energy_j",
+    "throughput": "samples_per_s",
+}
+RESULT_COLUMNS = [
+    "status",
+    "reason",
+    "started_at",
+    "finished_at",
+    "wall_time_s",
+    "train_time_s",
+    "epochs_run",
+    "final_accuracy",
+    "best_accuracy",
+    "test_accuracy",
+    "time_to_accuracy_s",
+    "energy_to_accuracy_j",
+    "samples_per_s",
+    "energy_j",
+    "energy_source",
+    "first_iteration_s",
+    "validation_time_s",
+]
+
+
+class ResultsError(ValueError):
+    """The folder is not a results directory (no campaign.yaml or design.csv)."""
+
+
+@dataclass
+class Results:
+    """A campaign's results as frames, plus the campaign spec and the factor table."""
+
+    root: Path
+    campaign: dict[str, Any]
+    factors: list[dict[str, Any]]
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    iterations: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.campaign.get("metadata", {}).get("name", self.root.name))
+
+    @property
+    def factor_names(self) -> list[str]:
+        return [f["name"] for f in self.factors]
+
+    @property
+    def responses(self) -> list[str]:
+        return list(self.campaign.get("spec", {}).get("responses") or ["accuracy", "time"])
+
+
+def _read_result(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        message = f"{path}: unreadable result ({err}); the trial counts as missing"
+        warnings.warn(message, stacklevel=3)
+        notes.append(message)
+        return None
+
+
+def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
+    """Load a campaign's results directory (``DIR/<campaign>``)."""
+    root = Path(directory)
+    if not (root / "campaign.yaml").exists() or not (root / "design.csv").exists():
+        raise ResultsError(f"{root} has no campaign.yaml and design.csv: not a results directory")
+    campaign = yaml.safe_load((root / "campaign.yaml").read_text()) or {}
+    factors = list((campaign.get("spec") or {}).get("factors") or [])
+    design = pd.read_csv(root / "design.csv", dtype={"trial_id": str})
+    notes: list[str] = []
+    rows = []
+    epoch_rows = []
+    iteration_frames = []
+    scalar_frames = []
+    for trial_id in design["trial_id"]:
+        trial_dir = root / "trials" / trial_id
+        result = (
+            _read_result(trial_dir / RESULT_FILE, notes)
+            if (trial_dir / RESULT_FILE).exists()
+            else None
+        )
+        row: dict[str, Any] = {"trial_id": trial_id}
+        if result is None:
+            row["status"] = "missing"
+            row["reason"] = (
+                "no result.json"
+                if not trial_dir.exists() or not (trial_dir / RESULT_FILE).exists()
+                else "unreadable result.json"
+            )
+        else:
+            for column in RESULT_COLUMNS:
+                row[column] = result.get(column)
+            row["enforcement"] = (result.get("enforcement") or {}).get("mode")
+            row["world_size"] = result.get("world_size")
+            for epoch in result.get("epochs") or []:
+                epoch_rows.append({"trial_id": trial_id, **epoch})
+        rows.append(row)
+        for path in sorted((trial_dir / ITERATIONS_DIR).glob("rank-*.csv")):
+            try:
+                frame = pd.read_csv(path)
+            except (OSError, ValueError, pd.errors.ParserError) as err:
+                message = f"{path}: unreadable iterations file ({err})"
+                warnings.warn(message, stacklevel=2)
+                notes.append(message)
+                continue
+            if list(frame.columns) != list(ITERATION_COLUMNS):
+                message = f"{path}: unexpected columns {list(frame.columns)}"
+                warnings.warn(message, stacklevel=2)
+                notes.append(message)
+                continue
+            frame.insert(0, "trial_id", trial_id)
+            iteration_frames.append(frame)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scalars = read_trial_scalars(trial_dir, tb_reader)
+        for item in caught:
+            notes.append(str(item.message))
+            warnings.warn(item.message, item.category, stacklevel=2)
+        if len(scalars):
+            scalars.insert(0, "trial_id", trial_id)
+            scalar_frames.append(scalars)
+    results = pd.DataFrame(rows)
+    trials = design.merge(results, on="trial_id", how="left")
+    for response, column in RESPONSE_FIELDS.items():
+        trials[response] = pd.to_numeric(trials.get(column), errors="coerce")
+    epochs = pd.DataFrame(epoch_rows)
+    if scalar_frames:
+        tb = pd.concat(scalar_frames, ignore_index=True)
+        wide = (
+            tb.pivot_table(
+                index=["trial_id", "step"], columns="tag", values="value", aggfunc="last"
+            )
+            .reset_index()
+            .rename(columns={"step": "epoch"})
+        )
+        wide.columns.name = None
+        epochs = wide if epochs.empty else epochs.merge(wide, on=["trial_id", "epoch"], how="outer")
+    iterations = (
+        pd.concat(iteration_frames, ignore_index=True)
+        if iteration_frames
+        else pd.DataFrame(columns=["trial_id", *ITERATION_COLUMNS])
+    )
+    return Results(
+        root=root,
+        campaign=campaign,
+        factors=factors,
+        trials=trials,
+        epochs=epochs,
+        iterations=iterations,
+        warnings=notes,
+    )

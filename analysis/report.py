@@ -1,0 +1,243 @@
+"""``trainbed analyze DIR``: the report folder, index.md and index.html, tables and figures.
+
+For each response the campaign names (and each other standard response with data): the type-3
+ANOVA table (``anova_<response>.csv``: term,sum_sq,df,F,PR(>F); the intercept row is left out,
+the Residual row kept), the effects with 95% intervals and the allocation of variation
+(``effects_<response>.csv``: term,effect,ci95_low,ci95_high,variation_pct,aliases, with an
+``Error`` row so the shares add up), 90% intervals in the Markdown, LaTeX copies, and the
+figures. Failed and missing trials are listed, an unbalanced design is named, and a
+time-to-accuracy that was never reached counts as censored, never as zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trainbed.analysis import figures
+from trainbed.analysis.anova import Fit, NotFittable, fit_response
+from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
+from trainbed.analysis.responses import (
+    accuracy_per_second,
+    data_compute_share,
+    iteration_model,
+    time_to_accuracy,
+    train_time_sum,
+)
+
+
+def _table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    if frame.empty:
+        return "_(none)_\n"
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    lines = [header, rule]
+    for _, row in frame.iterrows():
+        cells = []
+        for value in row:
+            if isinstance(value, float):
+                cells.append("" if np.isnan(value) else format(value, floatfmt))
+            else:
+                cells.append(str(value).replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_tables(out: Path, stem: str, frame: pd.DataFrame) -> None:
+    frame.to_csv(out / f"{stem}.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (out / f"{stem}.tex").write_text(
+            frame.to_latex(index=False, float_format="%.4g", na_rep="")
+        )
+
+
+def _responses_to_fit(results: Results) -> list[str]:
+    wanted = list(results.responses)
+    for response in RESPONSE_FIELDS:
+        if response not in wanted and results.trials[response].notna().any():
+            wanted.append(response)
+    return wanted
+
+
+def _fit_section(
+    results: Results, response: str, log: bool, out: Path, figs: Path, md: list[str]
+) -> Fit | None:
+    trials = results.trials
+    names = results.factor_names
+    title = f"log({response})" if log else response
+    md.append(f"\n## {title}\n")
+    values = trials[response]
+    succeeded = trials["status"] == "succeeded"
+    if not values[succeeded].notna().any():
+        md.append(
+            f"Not measured: no trial recorded `{RESPONSE_FIELDS[response]}` "
+            "(for energy: nothing could measure it here).\n"
+        )
+        return None
+    if response == "time_to_accuracy":
+        censored = int((succeeded & values.isna()).sum())
+        if censored:
+            md.append(
+                f"{censored} of {int(succeeded.sum())} succeeded trials never reached the "
+                "target: their time-to-accuracy is censored, not zero, so no ANOVA is "
+                "fitted (it would be biased); see the bars below.\n"
+            )
+            return None
+    try:
+        fit = fit_response(trials, results.factors, response, log=log)
+    except NotFittable as err:
+        md.append(f"Not fitted: {err}.\n")
+        return None
+    stem = f"{response}_log" if log else response
+    _write_tables(out, f"anova_{stem}", fit.anova)
+    _write_tables(out, f"effects_{stem}", fit.effects)
+    md.append(
+        f"{fit.n} runs, R² = {fit.r2:.4f}, adjusted R² = {fit.adj_r2:.4f}, "
+        f"error df = {fit.df_resid}.\n"
+    )
+    for note in fit.notes:
+        md.append(f"- {note}\n")
+    if fit.suggestion:
+        md.append(f"- transform: {fit.suggestion}\n")
+    md.append("\n**Type-3 ANOVA** (`anova_" + stem + ".csv`)\n\n" + _table(fit.anova))
+    effects = fit.effects.merge(fit.effects90, on="term", how="left")
+    md.append(
+        "\n**Effects (Jain's q_i), confidence intervals and allocation of variation** "
+        f"(`effects_{stem}.csv`)\n\n" + _table(effects)
+    )
+    if fit.shapiro is not None:
+        w, p = fit.shapiro
+        verdict = (
+            "no evidence against normal residuals"
+            if p >= 0.05
+            else "residuals look non-normal: consider a transform"
+        )
+        md.append(f"\nShapiro-Wilk on the residuals: W = {w:.4f}, p = {p:.4g} ({verdict}).\n")
+    shown = []
+    usable = trials[succeeded & values.notna()]
+    shown.append(figures.main_effects(usable, names, response, figs))
+    inter = figures.interactions(usable, names, response, figs)
+    if inter:
+        shown.append(inter)
+    shown.append(figures.pareto(fit, figs))
+    shown.append(figures.half_normal(fit, figs))
+    shown.append(figures.residuals(fit, figs))
+    md.append("\n" + "\n".join(f"![{name}](figures/{name})" for name in shown) + "\n")
+    return fit
+
+
+def write_report(
+    results_dir: Path,
+    out: Path | None = None,
+    log_responses: list[str] | None = None,
+    tta_thresholds: list[float] | None = None,
+) -> Path:
+    """Analyse ``results_dir`` and write the report; returns the report folder."""
+    import markdown
+
+    results = load(results_dir)
+    out = Path(out) if out else Path(results_dir) / "report"
+    figs = out / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    trials = results.trials
+    names = results.factor_names
+    md = [f"# {results.name}: analysis\n"]
+    spec = results.campaign.get("spec", {})
+    design = spec.get("design", {})
+    md.append(
+        f"Design: {design.get('type', '?')}, {len(trials)} trials, "
+        f"{design.get('replicates', 1)} replicate(s); factors: "
+        + ", ".join(f"{f['name']} ({' / '.join(map(str, f['levels']))})" for f in results.factors)
+        + ".\n"
+    )
+
+    not_ok = trials[trials["status"] != "succeeded"]
+    md.append("\n## Trials that did not succeed\n\n")
+    md.append(_table(not_ok[["trial_id", "run_order", *names, "status", "reason"]]))
+    if len(not_ok):
+        md.append(
+            f"\n{len(not_ok)} of {len(trials)} trials are left out of the fits below; "
+            "the design is unbalanced where they are missing.\n"
+        )
+    for note in results.warnings:
+        md.append(f"- warning: {note}\n")
+
+    responses = _responses_to_fit(results)
+    for response in responses:
+        _fit_section(results, response, False, out, figs, md)
+    for response in log_responses or []:
+        if response not in RESPONSE_FIELDS:
+            md.append(
+                f"\n`--log {response}`: unknown response (choose from "
+                f"{', '.join(RESPONSE_FIELDS)}).\n"
+            )
+            continue
+        _fit_section(results, response, True, out, figs, md)
+
+    md.append("\n## Derived responses\n")
+    derived = trials[["trial_id", *names, "status", "accuracy", "time"]].merge(
+        train_time_sum(results.epochs).reset_index(), on="trial_id", how="left"
+    )
+    shares = data_compute_share(results.iterations)
+    derived = derived.merge(shares, on="trial_id", how="left")
+    _write_tables(out, "derived", derived)
+    md.append(
+        "\nTrain time as the sum of per-epoch durations, and the data-loading share of "
+        "step time (`derived.csv`):\n\n" + _table(derived)
+    )
+    ranking = accuracy_per_second(trials[trials["status"] == "succeeded"])
+    _write_tables(out, "accuracy_per_second", ranking)
+    md.append(
+        "\nAccuracy per second, best first (`accuracy_per_second.csv`):\n\n"
+        + _table(ranking.head(15))
+    )
+    validation = (
+        trials.set_index("trial_id")["validation_time_s"]
+        if "validation_time_s" in trials
+        else pd.Series(dtype=float)
+    )
+    model = iteration_model(results.iterations, validation)
+    _write_tables(out, "iteration_model", model)
+    md.append(
+        "\nIteration-time model (seed 002): β = (first iteration + validation) / rest, "
+        "TMiAvg and its early estimates (`iteration_model.csv`):\n\n" + _table(model)
+    )
+
+    thresholds = list(tta_thresholds or [])
+    target = (spec.get("trial", {}).get("workload", {}) or {}).get("target_accuracy") or {}
+    if target.get("threshold") is not None and target["threshold"] not in thresholds:
+        thresholds.insert(0, float(target["threshold"]))
+    tta_frames = [time_to_accuracy(results.epochs, t) for t in thresholds]
+    tta = pd.concat(tta_frames, ignore_index=True) if tta_frames else pd.DataFrame()
+    if not tta.empty:
+        _write_tables(out, "time_to_accuracy", tta)
+        md.append(
+            "\nTime to accuracy at each threshold (NaN = censored: never reached):\n\n"
+            + _table(tta)
+        )
+        bars = figures.tta_bars(tta[tta["threshold"] == thresholds[0]], figs)
+        if bars:
+            md.append(f"\n![time to accuracy](figures/{bars})\n")
+    curves = figures.learning_curves(results.epochs, trials, names, figs)
+    if curves:
+        md.append(f"\n![learning curves](figures/{curves})\n")
+    heat = figures.correlation(
+        trials, [f"{n}_coded" for n in names] + [r for r in RESPONSE_FIELDS if r in trials], figs
+    )
+    if heat:
+        md.append(f"\n![correlation](figures/{heat})\n")
+
+    text = "".join(md)
+    (out / "index.md").write_text(text)
+    html = markdown.markdown(text, extensions=["tables"])
+    (out / "index.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>"
+        f"{results.name}</title><style>body{{font-family:sans-serif;max-width:1100px;"
+        "margin:auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;"
+        f"padding:2px 6px}}img{{max-width:100%}}</style></head><body>{html}</body></html>\n"
+    )
+    return out

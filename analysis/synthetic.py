@@ -1,0 +1,185 @@
+"""Synthetic results directories in the contract's layout, with known effects.
+
+Tests and benchmarks use them to check the analysis against the truth, and they need no worker
+run. Responses follow y = mean + Σ q_term · x_term + noise over a two-level (fractional)
+factorial; per-epoch TensorBoard scalars and per-iteration timings are written like the worker's.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from trainbed.worker.records import ITERATION_COLUMNS, TB_DIR
+
+
+@dataclass
+class SyntheticCampaign:
+    name: str = "synthetic"
+    factors: list[tuple[str, list[Any]]] = field(
+        default_factory=lambda: [
+            ("cpu", ["750m", "1500m"]),
+            ("memory", ["1.5Gi", "3Gi"]),
+            ("network", ["FashionMNISTCNN", "FashionMNISTResNet"]),
+            ("epochs", [5, 10]),
+        ]
+    )
+    #: generated factor index -> base factor indices whose product defines it (D = ABC)
+    generators: dict[int, list[int]] = field(default_factory=lambda: {3: [0, 1, 2]})
+    replicates: int = 4
+    mean: float = 100.0
+    #: term (tuple of factor names) -> q
+    effects: dict[tuple[str, ...], float] = field(default_factory=dict)
+    noise: float = 1.0
+    response_field: str = "wall_time_s"
+    seed: int = 0
+    epochs: int = 5
+    tags: tuple[str, ...] = (
+        "accuracy per epoch",
+        "train/loss",
+        "val/accuracy",
+        "time/epoch_train_s",
+        "throughput/samples_per_s",
+    )
+    iterations: int = 20
+    write_tb: bool = True
+
+    def points(self) -> np.ndarray:
+        k = len(self.factors)
+        base = [i for i in range(k) if i not in self.generators]
+        rows = []
+        for combo in itertools.product([-1, 1], repeat=len(base)):
+            row = np.zeros(k, dtype=int)
+            row[base] = combo[::-1]  # the first factor changes fastest
+            for target, word in self.generators.items():
+                row[target] = int(np.prod(row[word]))
+            rows.append(row)
+        return np.array(rows)
+
+
+def _tb(directory: Path, tags: tuple[str, ...], epochs: int, rng: np.random.Generator) -> None:
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(directory))
+    for step in range(1, epochs + 1):
+        values = [
+            summary_pb2.Summary.Value(tag=tag, simple_value=float(rng.random())) for tag in tags
+        ]
+        writer.add_event(
+            event_pb2.Event(
+                wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(value=values)
+            )
+        )
+    writer.close()
+
+
+def write_results(root: Path, spec: SyntheticCampaign) -> Path:
+    """Write ``root/<name>`` and return it; y values go into ``spec.response_field``."""
+    rng = np.random.default_rng(spec.seed)
+    out = Path(root) / spec.name
+    (out / "trials").mkdir(parents=True, exist_ok=True)
+    names = [n for n, _ in spec.factors]
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    campaign = {
+        "apiVersion": "trainbed.io/v1alpha1",
+        "kind": "Campaign",
+        "metadata": {"name": spec.name},
+        "spec": {
+            "design": {
+                "type": "fractional" if spec.generators else "full",
+                "replicates": spec.replicates,
+                "seed": spec.seed,
+                **(
+                    {
+                        "generators": [
+                            f"{letters[t]} = {''.join(letters[i] for i in w)}"
+                            for t, w in spec.generators.items()
+                        ]
+                    }
+                    if spec.generators
+                    else {}
+                ),
+            },
+            "factors": [
+                {"name": n, "target": f"workload.{n}", "levels": lv} for n, lv in spec.factors
+            ],
+            "responses": ["accuracy", "time", "throughput"],
+        },
+    }
+    (out / "campaign.yaml").write_text(yaml.safe_dump(campaign, sort_keys=False))
+    points = spec.points()
+    runs = [(rep, p) for rep in range(1, spec.replicates + 1) for p in range(len(points))]
+    order = rng.permutation(len(runs))
+    header = ["trial_id", "run_order", "replicate"]
+    for n in names:
+        header += [n, f"{n}_coded"]
+    with open(out / "design.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for run_order, index in enumerate(order, start=1):
+            rep, p = runs[index]
+            trial_id = f"t{rep:02d}{p:03d}{spec.seed:05d}"
+            row: list[Any] = [trial_id, run_order, rep]
+            for j, (_, levels) in enumerate(spec.factors):
+                row += [levels[(points[p, j] + 1) // 2], int(points[p, j])]
+            writer.writerow(row)
+            x = dict(zip(names, points[p], strict=True))
+            y = spec.mean + sum(
+                q * np.prod([x[f] for f in term]) for term, q in spec.effects.items()
+            )
+            y += rng.normal(0, spec.noise)
+            trial_dir = out / "trials" / trial_id
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            epochs = [
+                {
+                    "epoch": e,
+                    "train_time_s": 1.0 + 0.1 * e,
+                    "val_time_s": 0.2,
+                    "val_accuracy": min(1.0, 0.5 + 0.1 * e),
+                    "train_loss": 1.0 / e,
+                }
+                for e in range(1, spec.epochs + 1)
+            ]
+            result = {
+                "schema": "trainbed.io/result/v1",
+                "campaign": spec.name,
+                "trial_id": trial_id,
+                "status": "succeeded",
+                "reason": "",
+                "wall_time_s": 10.0,
+                "train_time_s": sum(e["train_time_s"] for e in epochs),
+                "epochs_run": spec.epochs,
+                "final_accuracy": 0.9,
+                "best_accuracy": 0.9,
+                "test_accuracy": 0.88,
+                "time_to_accuracy_s": 3.0,
+                "samples_per_s": 1000.0,
+                "energy_j": None,
+                "energy_source": "none: synthetic",
+                "validation_time_s": 1.0,
+                "epochs": epochs,
+                "enforcement": {"mode": "synthetic"},
+                "world_size": 1,
+            }
+            result[spec.response_field] = float(y)
+            (trial_dir / "result.json").write_text(json.dumps(result))
+            if spec.iterations:
+                iterations = trial_dir / "iterations"
+                iterations.mkdir(exist_ok=True)
+                with open(iterations / "rank-0.csv", "w", newline="") as handle:
+                    it_writer = csv.writer(handle)
+                    it_writer.writerow(ITERATION_COLUMNS)
+                    for g in range(1, spec.iterations + 1):
+                        wait, compute = 0.001, 0.01 + (0.05 if g == 1 else 0.0)
+                        it_writer.writerow([0, 1, g, g, 32, wait, compute, wait + compute])
+            if spec.write_tb:
+                _tb(trial_dir / TB_DIR, spec.tags, spec.epochs, rng)
+    return out
