@@ -72,6 +72,28 @@ def lenth_pse(effects: np.ndarray) -> float:
     return float(1.5 * np.median(trimmed)) if len(trimmed) else float(s0)
 
 
+def _type3(model: Any, formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """statsmodels' type-3 table; without error df (where its F-tests cannot run) the same sums
+    of squares by dropping each term in turn: SS(term) = SSE(without it) - SSE(full)."""
+    if model.df_resid > 0:
+        return anova_lm(model, typ=3)
+    lhs, rhs = formula.split("~", 1)
+    terms = [t.strip() for t in rhs.split("+")]
+    sse = float((model.resid**2).sum())
+    rows = {}
+    for term in terms:
+        rest = [t for t in terms if t != term] or ["1"]
+        reduced = smf.ols(f"{lhs}~ " + " + ".join(rest), data=data).fit()
+        rows[term] = {
+            "sum_sq": float((reduced.resid**2).sum()) - sse,
+            "df": float(model.df_model - reduced.df_model),
+            "F": np.nan,
+            "PR(>F)": np.nan,
+        }
+    rows["Residual"] = {"sum_sq": sse, "df": 0.0, "F": np.nan, "PR(>F)": np.nan}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def fit_response(
     trials: pd.DataFrame, factors: list[dict[str, Any]], response: str, *, log: bool = False
 ) -> Fit:
@@ -129,7 +151,7 @@ def fit_response(
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore")
         model = smf.ols(formula, data=data).fit()
-        table = anova_lm(model, typ=3)
+        table = _type3(model, formula, data)
     df_resid = int(round(model.df_resid))
     sst = float(((data["y"] - data["y"].mean()) ** 2).sum())
     sse = float((model.resid**2).sum())

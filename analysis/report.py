@@ -169,6 +169,12 @@ def write_report(
     responses = _responses_to_fit(results)
     for response in responses:
         _fit_section(results, response, False, out, figs, md)
+    for response in RESPONSE_FIELDS:
+        if response not in responses:
+            md.append(
+                f"\n## {response}\n\nNot measured: no trial recorded "
+                f"`{RESPONSE_FIELDS[response]}`.\n"
+            )
     for response in log_responses or []:
         if response not in RESPONSE_FIELDS:
             md.append(

@@ -94,7 +94,12 @@ def read_trial_scalars(trial_dir: Path, reader: str = "fast") -> pd.DataFrame:
     if reader == "tbparse":
         from tbparse import SummaryReader
 
-        frame = SummaryReader(str(tb), extra_columns={"wall_time"}).scalars
+        # tbparse 0.0.9 calls pandas APIs that pandas 3 deprecates: not ours to fix.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", getattr(pd.errors, "Pandas4Warning", FutureWarning))
+            frame = SummaryReader(str(tb), extra_columns={"wall_time"}).scalars
         return frame[columns] if len(frame) else pd.DataFrame(columns=columns)
     rows: list[tuple[str, int, float, float]] = []
     for path in sorted(tb.rglob("events.out.tfevents.*")):
