@@ -17,7 +17,7 @@ dev: $(BIN)/python
 
 # Installs trainbed and runs a real example campaign (2-rank DDP on digits) on this machine.
 quickstart: install
-	$(BIN)/trainbed run experiments/quickstart.yaml --out results
+	$(BIN)/trainbed run experiments/quickstart.yaml --out results --resume
 
 # Installs everything and runs every test: lint, unit, real torch.distributed, and the
 # integration tests against a real control plane (built from Go modules on first use).
