@@ -47,14 +47,15 @@ def _terminations(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _started(pods: list[dict[str, Any]]) -> str | None:
+    """The first container start; the pod's startTime (accepted by the kubelet) only when no
+    container has reported one."""
     times: list[str | None] = []
     for pod in pods:
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             state = status.get("state") or {}
             times.append((state.get("running") or {}).get("startedAt"))
             times.append((state.get("terminated") or {}).get("startedAt"))
-        times.append((pod.get("status") or {}).get("startTime"))
-    return _earliest(times)
+    return _earliest(times) or _earliest([(p.get("status") or {}).get("startTime") for p in pods])
 
 
 def _scheduled(pods: list[dict[str, Any]]) -> str | None:
