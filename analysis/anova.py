@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
+import statsmodels.api as sm
 from scipy import stats
-from statsmodels.stats.anova import anova_lm
 
-from trainbed.analysis.aliases import estimable_terms
+from trainbed.analysis.design_matrix import ModelTerm, build
 
 ANOVA_COLUMNS = ["term", "sum_sq", "df", "F", "PR(>F)"]
 EFFECT_COLUMNS = ["term", "effect", "ci95_low", "ci95_high", "variation_pct", "aliases"]
@@ -52,10 +51,6 @@ class NotFittable(ValueError):
     """Too few usable runs, or nothing varies: the reason goes into the report."""
 
 
-def _two_level(factor: dict[str, Any]) -> bool:
-    return len(factor.get("levels") or []) == 2
-
-
 def transform_suggestion(y: pd.Series) -> str | None:
     """Jain: when y_max / y_min > 10 (all positive), the log of y is usually the better scale."""
     y = y.dropna()
@@ -72,26 +67,30 @@ def lenth_pse(effects: np.ndarray) -> float:
     return float(1.5 * np.median(trimmed)) if len(trimmed) else float(s0)
 
 
-def _type3(model: Any, formula: str, data: pd.DataFrame) -> pd.DataFrame:
-    """statsmodels' type-3 table; without error df (where its F-tests cannot run) the same sums
-    of squares by dropping each term in turn: SS(term) = SSE(without it) - SSE(full)."""
-    if model.df_resid > 0:
-        return anova_lm(model, typ=3)
-    lhs, rhs = formula.split("~", 1)
-    terms = [t.strip() for t in rhs.split("+")]
-    sse = float((model.resid**2).sum())
-    rows = {}
+def type3_sums_of_squares(
+    y: np.ndarray, matrix: pd.DataFrame, terms: list[ModelTerm]
+) -> dict[str, tuple[float, int]]:
+    """Type-3 SS of each term: SSE without the term's columns minus SSE with all of them.
+
+    With Sum/±1 coding this is the same number as statsmodels' ``anova_lm(typ=3)`` (the tests
+    check it); computing it directly also works with no error degrees of freedom, where
+    ``anova_lm`` cannot run its F-tests.
+    """
+    x = matrix.to_numpy()
+    full = np.linalg.lstsq(x, y, rcond=None)[0]
+    sse = float(((y - x @ full) ** 2).sum())
+    out = {}
     for term in terms:
-        rest = [t for t in terms if t != term] or ["1"]
-        reduced = smf.ols(f"{lhs}~ " + " + ".join(rest), data=data).fit()
-        rows[term] = {
-            "sum_sq": float((reduced.resid**2).sum()) - sse,
-            "df": float(model.df_model - reduced.df_model),
-            "F": np.nan,
-            "PR(>F)": np.nan,
-        }
-    rows["Residual"] = {"sum_sq": sse, "df": 0.0, "F": np.nan, "PR(>F)": np.nan}
-    return pd.DataFrame.from_dict(rows, orient="index")
+        keep = [c for c in matrix.columns if c not in term.labels]
+        reduced = matrix[keep].to_numpy()
+        beta = np.linalg.lstsq(reduced, y, rcond=None)[0]
+        out[term.name] = (float(((y - reduced @ beta) ** 2).sum()) - sse, len(term.labels))
+    return out
+
+
+def _interval(estimate: float, se: float, df: float, level: float) -> tuple[float, float]:
+    margin = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return estimate - margin, estimate + margin
 
 
 def fit_response(
@@ -108,109 +107,90 @@ def fit_response(
         raise NotFittable(f"only {len(usable)} usable runs")
     if usable[response].nunique() < 2:
         raise NotFittable(f"{response} does not vary across the runs")
-    data = pd.DataFrame({"y": usable[response].to_numpy(dtype=float)})
-    labels: dict[str, tuple[str, str]] = {}  # column -> (term name, aliases)
-    notes: list[str] = []
-    coded = {n: usable[f"{n}_coded"].to_numpy() for n in names}
-    if all(_two_level(f) for f in factors):
-        points = np.unique(np.column_stack([coded[n] for n in names]).astype(int), axis=0)
-        terms = estimable_terms(points, names)
-        for i, term in enumerate(terms):
-            column = np.prod(np.column_stack([coded[f] for f in term.factors]), axis=1)
-            data[f"t{i}"] = column.astype(float)
-            labels[f"t{i}"] = (term.name, term.alias_text)
-        while len(labels) >= len(data):  # keep at least the intercept's degree of freedom
-            dropped = list(labels)[-1]
-            notes.append(f"dropped {labels[dropped][0]}: not enough runs to estimate it")
-            labels.pop(dropped)
-            data = data.drop(columns=[dropped])
-        formula = "y ~ " + (" + ".join(labels) if labels else "1")
-    else:
-        parts = []
-        for i, factor in enumerate(factors):
-            column = f"x{i}"
-            if _two_level(factor):
-                data[column] = coded[factor["name"]].astype(float)
-                parts.append(column)
-            else:
-                data[column] = coded[factor["name"]].astype(int)
-                levels = list(range(len(factor["levels"])))
-                parts.append(f"C({column}, Sum, levels={levels})")
-            labels[parts[-1]] = (factor["name"], "")
-        formula = "y ~ " + " + ".join(parts)
-        interactions = [f"{a}:{b}" for j, a in enumerate(parts) for b in parts[j + 1 :]]
-        with_pairs = formula + (" + " + " + ".join(interactions) if interactions else "")
-        pair_df = sum(1 for _ in interactions)
-        if interactions and len(data) > 2 * (len(parts) + pair_df) + 1:
-            formula = with_pairs
-            for text in interactions:
-                a, b = text.split(":", 1)
-                labels[text] = (f"{labels[a][0]}:{labels[b][0]}", "")
-        elif interactions:
-            notes.append("two-factor interactions left out: too few runs for them")
+    design = build(usable, factors)
+    if not design.terms:
+        raise NotFittable("no term is estimable from the runs that remain")
+    notes = list(design.notes)
+    y = usable[response].to_numpy(dtype=float)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore")
-        model = smf.ols(formula, data=data).fit()
-        table = _type3(model, formula, data)
+        model = sm.OLS(y, design.matrix).fit()
     df_resid = int(round(model.df_resid))
-    sst = float(((data["y"] - data["y"].mean()) ** 2).sum())
+    sst = float(((y - y.mean()) ** 2).sum())
     sse = float((model.resid**2).sum())
+    mse = sse / df_resid if df_resid > 0 else np.nan
+    sums = type3_sums_of_squares(y, design.matrix, design.terms)
     anova_rows = []
-    for index, row in table.iterrows():
-        if index == "Intercept":
-            continue
-        name = "Residual" if index == "Residual" else labels.get(str(index), (str(index), ""))[0]
+    for term in design.terms:
+        ss, df = sums[term.name]
+        f_value = (ss / df) / mse if df_resid > 0 and mse > 0 else np.nan
+        p_value = float(stats.f.sf(f_value, df, df_resid)) if np.isfinite(f_value) else np.nan
         anova_rows.append(
-            {
-                "term": name,
-                "sum_sq": float(row["sum_sq"]),
-                "df": float(row["df"]),
-                "F": float(row["F"]) if df_resid > 0 else np.nan,
-                "PR(>F)": float(row["PR(>F)"]) if df_resid > 0 else np.nan,
-            }
+            {"term": term.name, "sum_sq": ss, "df": float(df), "F": f_value, "PR(>F)": p_value}
         )
+    anova_rows.append(
+        {"term": "Residual", "sum_sq": sse, "df": float(df_resid), "F": np.nan, "PR(>F)": np.nan}
+    )
     anova = pd.DataFrame(anova_rows, columns=ANOVA_COLUMNS)
-    sum_sq = {r["term"]: r["sum_sq"] for r in anova_rows}
 
     params = model.params.drop("Intercept")
     pse = None
+    cov = None
     if df_resid > 0:
-        ci95 = model.conf_int(0.05).drop("Intercept")
-        ci90 = model.conf_int(0.10).drop("Intercept")
+        se = model.bse.drop("Intercept")
+        cov = model.cov_params()
+        ci_df = float(df_resid)
     else:
         pse = lenth_pse(params.to_numpy())
-        d = max(len(params) / 3.0, 1.0)
-        m95, m90 = stats.t.ppf(0.975, d) * pse, stats.t.ppf(0.95, d) * pse
-        ci95 = pd.DataFrame({0: params - m95, 1: params + m95})
-        ci90 = pd.DataFrame({0: params - m90, 1: params + m90})
+        se = pd.Series(pse, index=params.index)
+        ci_df = max(len(params) / 3.0, 1.0)
         notes.append(f"no error degrees of freedom: intervals from Lenth's PSE = {pse:.4g}")
     effect_rows, effect90_rows = [], []
-    for coefficient, value in params.items():
-        base = str(coefficient)
-        term, aliases = labels.get(base, (None, ""))
-        if term is None:  # a Sum-contrast level of a categorical: "C(x0, Sum, ...)[S.1]"
-            stem, _, level = base.partition("[")
-            term = labels.get(stem, (stem, ""))[0] + f"[{level.rstrip(']').removeprefix('S.')}]"
-            share = np.nan
-        else:
-            share = sum_sq.get(term, np.nan) / sst * 100 if sst > 0 else np.nan
+
+    def add(label: str, value: float, error: float, share: float, aliases: str) -> None:
+        low95, high95 = _interval(value, error, ci_df, 0.95)
+        low90, high90 = _interval(value, error, ci_df, 0.90)
         effect_rows.append(
             {
-                "term": term,
-                "effect": float(value),
-                "ci95_low": float(ci95.loc[coefficient, 0]),
-                "ci95_high": float(ci95.loc[coefficient, 1]),
+                "term": label,
+                "effect": value,
+                "ci95_low": low95,
+                "ci95_high": high95,
                 "variation_pct": share,
                 "aliases": aliases,
             }
         )
-        effect90_rows.append(
+        effect90_rows.append({"term": label, "ci90_low": low90, "ci90_high": high90})
+
+    for term in design.terms:
+        share = sums[term.name][0] / sst * 100 if sst > 0 else np.nan
+        if len(term.labels) == 1 and term.labels[0] == term.name:
+            label = term.name
+            add(label, float(params[label]), float(se[label]), share, term.aliases)
+            continue
+        # a multi-level term: its share on its own line, then one effect per level
+        effect_rows.append(
             {
-                "term": term,
-                "ci90_low": float(ci90.loc[coefficient, 0]),
-                "ci90_high": float(ci90.loc[coefficient, 1]),
+                "term": term.name,
+                "effect": np.nan,
+                "ci95_low": np.nan,
+                "ci95_high": np.nan,
+                "variation_pct": share,
+                "aliases": term.aliases,
             }
         )
+        effect90_rows.append({"term": term.name, "ci90_low": np.nan, "ci90_high": np.nan})
+        for label in term.labels:
+            add(label, float(params[label]), float(se[label]), np.nan, "")
+        if term.last_level:
+            labels = list(term.labels)
+            value = -float(params[labels].sum())
+            error = (
+                float(np.sqrt(cov.loc[labels, labels].to_numpy().sum()))
+                if cov is not None
+                else float(pse or 0.0)
+            )
+            add(term.last_level, value, error, np.nan, "")
     effect_rows.append(
         {
             "term": "Error",
@@ -222,30 +202,32 @@ def fit_response(
         }
     )
     counts = usable.groupby([f"{n}_coded" for n in names]).size()
-    balanced = counts.nunique() == 1
+    expected = trials.groupby([f"{n}_coded" for n in names]).size()
+    balanced = counts.nunique() == 1 and len(counts) == len(expected)
     if not balanced:
         notes.append(
-            "unbalanced design: design points have different numbers of usable runs "
-            f"({counts.min()} to {counts.max()}); sums of squares are type 3 and the "
-            "allocation of variation need not add up to 100%"
+            "unbalanced design: the design points have different numbers of usable runs "
+            f"({0 if len(counts) < len(expected) else counts.min()} to {counts.max()}); sums of "
+            "squares are type 3 and the allocation of variation need not add up to 100%"
         )
     shapiro = None
-    if len(data) >= 3 and df_resid > 0 and np.ptp(model.resid.to_numpy()) > 1e-12:
+    if len(y) >= 3 and df_resid > 0 and np.ptp(model.resid) > 1e-12:
         result = stats.shapiro(model.resid)
         shapiro = (float(result.statistic), float(result.pvalue))
+    index = usable["trial_id"].to_numpy()
     return Fit(
         response=response,
         transform="log" if log else None,
-        n=len(data),
+        n=len(y),
         anova=anova,
         effects=pd.DataFrame(effect_rows, columns=EFFECT_COLUMNS),
         effects90=pd.DataFrame(effect90_rows),
         r2=float(model.rsquared) if sst > 0 else np.nan,
         adj_r2=float(model.rsquared_adj) if df_resid > 0 else np.nan,
         df_resid=df_resid,
-        fitted=pd.Series(model.fittedvalues.to_numpy(), index=usable["trial_id"]),
-        residuals=pd.Series(model.resid.to_numpy(), index=usable["trial_id"]),
-        run_order=pd.Series(usable["run_order"].to_numpy(), index=usable["trial_id"]),
+        fitted=pd.Series(np.asarray(model.fittedvalues), index=index),
+        residuals=pd.Series(np.asarray(model.resid), index=index),
+        run_order=pd.Series(usable["run_order"].to_numpy(), index=index),
         shapiro=shapiro,
         lenth_pse=pse,
         balanced=bool(balanced),

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from trainbed.analysis.tbevents import read_trial_scalars
+from trainbed.analysis.tbevents import read_campaign_scalars, read_trial_scalars
 from trainbed.worker.records import ITERATION_COLUMNS, ITERATIONS_DIR, RESULT_FILE
 
 #: Response name -> result.json field (contract).
@@ -89,7 +89,11 @@ def _read_result(path: Path, notes: list[str]) -> dict[str, Any] | None:
 
 
 def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
-    """Load a campaign's results directory (``DIR/<campaign>``)."""
+    """Load a campaign's results directory (``DIR/<campaign>``).
+
+    ``tb_reader`` is ``"fast"`` (trainbed's own event reader) or ``"tbparse"``. Damaged files
+    are warnings (also kept in ``Results.warnings`` for the report), never exceptions.
+    """
     root = Path(directory)
     if not (root / "campaign.yaml").exists() or not (root / "design.csv").exists():
         raise ResultsError(f"{root} has no campaign.yaml and design.csv: not a results directory")
@@ -139,13 +143,22 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
                 continue
             frame.insert(0, "trial_id", trial_id)
             iteration_frames.append(frame)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            scalars = read_trial_scalars(trial_dir, tb_reader)
-        for item in caught:
-            notes.append(str(item.message))
-            warnings.warn(item.message, item.category, stacklevel=2)
+    trial_dirs = {trial_id: root / "trials" / trial_id for trial_id in design["trial_id"]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if tb_reader == "fast":
+            by_dir = read_campaign_scalars(list(trial_dirs.values()))
+        else:
+            by_dir = {d: read_trial_scalars(d, tb_reader) for d in trial_dirs.values()}
+    for item in caught:
+        notes.append(str(item.message))
+        warnings.warn(item.message, item.category, stacklevel=2)
+    for trial_id, trial_dir in trial_dirs.items():
+        scalars = by_dir[trial_dir]
+        # the hparams metrics (step 0, "hparam/...") are per trial, not per epoch
+        scalars = scalars[(scalars["step"] >= 1) & ~scalars["tag"].str.startswith("hparam/")]
         if len(scalars):
+            scalars = scalars.copy()
             scalars.insert(0, "trial_id", trial_id)
             scalar_frames.append(scalars)
     results = pd.DataFrame(rows)

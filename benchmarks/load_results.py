@@ -2,7 +2,7 @@
 
 It writes a synthetic campaign of 500 trials (5 tags x 100 steps each, plus 1,000 iterations per
 trial), then, interleaved over several repeats, reads every trial's scalars with the fast reader
-(``trainbed.analysis.tbevents``) and with tbparse's ``SummaryReader`` over the same folder, checks
+(``trainbed.analysis.tbevents.read_campaign_scalars``, checksums verified) and with tbparse's ``SummaryReader`` over the same folder, checks
 they agree, and prints the median ratio tbparse time / fast time on its last line (target >= 5).
 The full ``trainbed.analysis.load`` (design, results, iterations and scalars) is timed too.
 """
@@ -20,11 +20,11 @@ import pandas as pd
 
 from trainbed.analysis import load
 from trainbed.analysis.synthetic import SyntheticCampaign, write_results
-from trainbed.analysis.tbevents import read_trial_scalars
+from trainbed.analysis.tbevents import read_campaign_scalars
 
 
 def fast_all(trials: list[Path]) -> int:
-    return sum(len(read_trial_scalars(t, "fast")) for t in trials)
+    return sum(len(frame) for frame in read_campaign_scalars(trials).values())
 
 
 def tbparse_all(root: Path) -> int:
