@@ -61,12 +61,17 @@ def init_group(env: RankEnv, backend: str) -> None:
 
 
 def _set_timeout(timeout: timedelta) -> None:
-    """The rendezvous used a shorter store timeout; collectives get the full one."""
-    try:
-        from torch.distributed.distributed_c10d import _set_pg_timeout
+    """The rendezvous used a shorter store timeout; collectives get the full one.
 
-        _set_pg_timeout(timeout, None)
-    except (ImportError, AttributeError, RuntimeError):
+    ``dist.set_timeout`` is public from torch 2.6 on; older releases only have the private
+    ``_set_pg_timeout`` (deprecated, with a FutureWarning, where the public one exists).
+    """
+    setter = getattr(dist, "set_timeout", None)
+    if setter is None:  # pragma: no cover - torch < 2.6
+        from torch.distributed.distributed_c10d import _set_pg_timeout as setter
+    try:
+        setter(timeout, None)
+    except RuntimeError:  # pragma: no cover - a backend that cannot change it keeps its own
         pass
 
 
@@ -86,6 +91,15 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     tensor = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+def broadcast_values(values: list[float], device: torch.device) -> list[float]:
+    """Rank 0's numbers, for everyone (identity when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return tensor.tolist()
 
 
 def close_group() -> None:

@@ -4,6 +4,11 @@ It sets the thread count from the CPU limit before torch does any work, records 
 timestamps, turns SIGTERM into a stop at the next iteration boundary, and makes sure rank 0
 always leaves a ``result.json``: ``succeeded``, ``terminated`` or ``failed`` with the reason.
 Exit codes: 0 succeeded, 143 terminated, 1 failed, 2 a bad spec or environment.
+
+Environment it reads (besides the rank variables of :mod:`trainbed.worker.rank_env`):
+``TRAINBED_RDZV_TIMEOUT`` (s, default 300), ``TRAINBED_COLLECTIVE_TIMEOUT`` (s, default 300),
+``TRAINBED_ENFORCEMENT`` (JSON recorded as ``result.enforcement``), ``TRAINBED_DATA`` and the
+mirror variables of :mod:`trainbed.worker.datasets`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pydantic import ValidationError
 
 from trainbed.worker.quantity import threads_for_cpu
 from trainbed.worker.rank_env import RankEnvError, rank_env
-from trainbed.worker.records import Result, append_timestamp, now_iso, write_result
+from trainbed.worker.records import append_timestamp, write_result
 from trainbed.worker.trial import TrialSpec
 
 EXIT_TERMINATED = 143
@@ -79,7 +84,6 @@ def main_worker(spec_path: Path, out: Path) -> int:
     append_timestamp(
         out, "start", env.rank, host=socket.gethostname(), pid=os.getpid(), threads=threads
     )
-    started_at = now_iso()
     from trainbed.worker.trainer import Trainer
 
     trainer = Trainer(spec, env, out, should_stop=stop)
@@ -87,18 +91,7 @@ def main_worker(spec_path: Path, out: Path) -> int:
         result = trainer.run()
     except Exception as err:  # noqa: BLE001 - every failure becomes a recorded outcome
         traceback.print_exc()
-        result = Result(
-            campaign=spec.campaign,
-            trial_id=spec.trial_id,
-            status="failed",
-            reason=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500],
-            started_at=started_at,
-            finished_at=now_iso(),
-            epochs_run=len(trainer.epochs),
-            epochs=trainer.epochs,
-            world_size=env.world_size,
-            seeds=trainer.seeds(),
-        )
+        result = trainer.failed(err)
     code = {"succeeded": 0, "terminated": EXIT_TERMINATED}.get(result.status, 1)
     append_timestamp(out, "stop", env.rank, status=result.status, exit_code=code)
     if env.is_main:

@@ -9,6 +9,8 @@ Layout of ``DIR/<campaign>/trials/<trial_id>/``::
     result.json                RESULT_FILE, a Result written atomically at the end
     timestamps.jsonl           TIMESTAMPS_FILE, one Timestamp per line (start/stop per rank)
     iterations/rank-<r>.csv    per-iteration timings of rank r (ITERATION_COLUMNS)
+    shards/rank-<r>.json       per epoch: count and sha256 of the sample indices rank r trained
+                               on (epoch 1 also lists them), the proof that shards are disjoint
     tb/                        TensorBoard events (rank 0), tags in TB_TAGS, hparams of the trial
     logs/rank-<r>.log          the rank's stdout and stderr
 """
@@ -32,6 +34,7 @@ TIMESTAMPS_FILE = "timestamps.jsonl"
 ITERATIONS_DIR = "iterations"
 TB_DIR = "tb"
 LOGS_DIR = "logs"
+SHARDS_DIR = "shards"
 
 #: Columns of ``iterations/rank-<r>.csv``. ``step`` counts from 1 within the epoch and
 #: ``global_step`` from 1 within the trial. ``data_wait_s`` is the time blocked on the DataLoader,
@@ -58,6 +61,7 @@ TB_TAGS: dict[str, str] = {
     "test/accuracy": "accuracy on the whole test set after the epoch, fraction",
     "time/epoch_train_s": "training time of this epoch alone, seconds (never cumulative)",
     "time/epoch_val_s": "validation (and test) time of this epoch, seconds",
+    "time/epoch_test_s": "test-set evaluation time of this epoch alone (part of epoch_val_s), s",
     "time/data_wait_s": "time blocked on the DataLoader during the epoch, seconds",
     "time/compute_s": "forward+backward+step time during the epoch, seconds",
     "throughput/samples_per_s": "training samples per second of this epoch, all ranks",
@@ -83,13 +87,17 @@ class EpochRecord(BaseModel):
     samples_per_s: float | None = None
     data_wait_s: float | None = None
     compute_s: float | None = None
+    #: Test-set evaluation time alone, seconds; a part of ``val_time_s`` (added in v1, optional).
+    test_time_s: float | None = None
 
 
 class Result(BaseModel):
     """``result.json`` (contract). Accuracies are fractions, times seconds, energy joules.
 
     Fields the run could not produce stay ``None``; energy that nothing measured is ``None`` with
-    ``energy_source`` saying why, never an invented number.
+    ``energy_source`` saying why, never an invented number. The worker also writes these extra
+    keys (``model_extra``): ``target_met_epoch`` (1-based epoch the target was first met, or
+    null) and ``threads`` (torch's thread count); docs/worker-outputs.md lists every field.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -175,6 +183,10 @@ def append_timestamp(
 
 def iterations_path(trial_dir: Path, rank: int) -> Path:
     return trial_dir / ITERATIONS_DIR / f"rank-{rank}.csv"
+
+
+def shards_path(trial_dir: Path, rank: int) -> Path:
+    return trial_dir / SHARDS_DIR / f"rank-{rank}.json"
 
 
 def log_path(trial_dir: Path, rank: int) -> Path:

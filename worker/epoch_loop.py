@@ -1,0 +1,100 @@
+"""The instrumented training loop of one epoch, and the bare training step inside it.
+
+:func:`train_step` is the work whose time is "compute": forward, backward, optimiser step. It is
+a plain function so ``benchmarks/worker_overhead.py`` can call it both through
+:func:`run_epoch` and in a textbook loop, and compare. :func:`run_epoch` adds only what the
+analysis needs per iteration: two ``perf_counter`` reads, one preallocated numpy row, running
+loss/accuracy sums kept as tensors (no ``.item()``, so no host sync), and a poll of the SIGTERM
+flag. On CPU nothing is synchronised; on GPU ``torch.cuda.synchronize`` closes the compute
+interval, or it would time kernel launches only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from trainbed.worker.timing import IterationLog
+
+
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, backward, step. Returns (loss, logits), both still on the device."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = criterion(logits, y)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
+@dataclass
+class EpochTotals:
+    """What one rank's epoch added up to; ``loss_sum``/``correct`` stay tensors until read."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    samples: int = 0
+    steps: int = 0
+    stopped: bool = False
+
+
+def run_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    log: IterationLog,
+    epoch: int,
+    global_step: int,
+    *,
+    device: torch.device,
+    after_step: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> EpochTotals:
+    """Train one epoch, recording (data wait, compute, step) per iteration into ``log``.
+
+    ``after_step`` runs inside the compute interval (local SGD's model averaging is part of the
+    step's cost). ``should_stop`` is polled at each iteration boundary; when it turns true the
+    loop ends before the next step and ``stopped`` is set.
+    """
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    totals = EpochTotals(
+        torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
+    )
+    log.reserve(len(loader))
+    model.train()
+    last = time.perf_counter()
+    for step, (x, y) in enumerate(loader, start=1):
+        if should_stop():
+            totals.stopped = True
+            break
+        if device.type == "cuda":
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        ready = time.perf_counter()
+        loss, logits = train_step(model, x, y, criterion, optimizer)
+        if after_step is not None:
+            after_step()
+        if sync is not None:
+            sync()
+        done = time.perf_counter()
+        n = y.shape[0]
+        totals.loss_sum += loss.detach() * n
+        totals.correct += (logits.detach().argmax(1) == y).sum()
+        totals.samples += n
+        totals.steps += 1
+        log.add(epoch, step, global_step + step, n, ready - last, done - ready, done - last)
+        last = done
+    else:
+        totals.stopped = should_stop()
+    return totals
