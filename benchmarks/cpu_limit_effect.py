@@ -1,0 +1,99 @@
+"""Does the CPU limit bite? The same trial at cpu "1" and cpu "2" through the real local executor.
+
+Writes a campaign (one factor, ``resources.cpu`` at "1" and "2", full design, 3 replicates, not
+randomised so the runs alternate), runs it with ``trainbed run --no-analyze``, reads every
+trial's ``result.json`` (``train_time_s``, ``enforcement.mode``) and ``trial.json``
+(``resources.cpu``), and prints the enforcement mode, the per-level medians and, last::
+
+    cpu_limit_effect ratio: X     (median train time at cpu 1 / median at cpu 2)
+
+On a machine with 2 or more free cores X should be clearly above 1 when the limit is enforced.
+Run: ``.venv/bin/python benchmarks/cpu_limit_effect.py [--replicates 3] [--epochs 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+NAME = "cpu-limit-effect"
+
+
+def campaign(replicates: int, epochs: int) -> dict:
+    return {
+        "apiVersion": "trainbed.io/v1alpha1",
+        "kind": "Campaign",
+        "metadata": {"name": NAME},
+        "spec": {
+            "design": {"type": "full", "replicates": replicates, "seed": 1, "randomize": False},
+            "factors": [{"name": "cpu", "target": "resources.cpu", "levels": ["1", "2"]}],
+            "trial": {
+                "workload": {
+                    "dataset": "synthetic",
+                    "model": "FashionMNISTCNN",
+                    "epochs": epochs,
+                    "batch_size": 64,
+                    "parallelism": 1,
+                },
+                "resources": {"cpu": "1", "memory": "2Gi"},
+            },
+            "responses": ["time"],
+            "execution": {"trial_timeout_s": 600},
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="trainbed-cpu-") as tmp:
+        root = Path(tmp)
+        spec = root / "campaign.yaml"
+        spec.write_text(yaml.safe_dump(campaign(args.replicates, args.epochs), sort_keys=False))
+        out = root / "results"
+        proc = subprocess.run(
+            [sys.executable, "-m", "trainbed.orchestrator.cli", "run", str(spec)]
+            + ["--out", str(out), "--no-analyze"],
+            env={**os.environ, "TRAINBED_NO_PROGRESS": "1"},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            sys.exit(f"trainbed run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        times: dict[str, list[float]] = defaultdict(list)
+        modes: set[str] = set()
+        rows = []
+        for trial in sorted((out / NAME / "trials").iterdir()):
+            result = json.loads((trial / "result.json").read_text())
+            cpu = str(json.loads((trial / "trial.json").read_text())["resources"]["cpu"])
+            if result["status"] != "succeeded":
+                sys.exit(f"{trial.name}: {result['status']}: {result.get('reason')}")
+            modes.add(result.get("enforcement", {}).get("mode", "none"))
+            times[cpu].append(result["train_time_s"])
+            rows.append((result.get("started_at") or "", trial.name, cpu, result))
+    for _, name, cpu, result in sorted(rows):
+        print(
+            f"{name}: cpu {cpu}, threads {result.get('threads')}, "
+            f"train {result['train_time_s']:.2f} s, "
+            f"affinity {result.get('enforcement', {}).get('affinity')}"
+        )
+    print(f"enforcement mode: {', '.join(sorted(modes))}")
+    medians = {cpu: statistics.median(values) for cpu, values in sorted(times.items())}
+    for cpu, median in medians.items():
+        print(f"cpu {cpu}: median train time {median:.3f} s over {len(times[cpu])} trials")
+    print(f"cpu_limit_effect ratio: {medians['1'] / medians['2']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
