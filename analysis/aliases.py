@@ -64,3 +64,18 @@ def estimable_terms(
         )
     terms.sort(key=lambda t: (len(t.factors), [names.index(f) for f in t.factors]))
     return terms
+
+
+def defining_relation(points: np.ndarray, names: list[str]) -> list[str]:
+    """The words of the defining relation: products of factors whose column is constant over
+    the design points, with their sign (``I = cpu:memory:network:epochs`` reads as the word
+    ``+cpu:memory:network:epochs``). Empty for a full factorial."""
+    words = []
+    k = len(names)
+    for order in range(1, k + 1):
+        for combo in combinations(range(k), order):
+            column = np.prod(points[:, list(combo)], axis=1)
+            if np.all(column == column[0]):
+                sign = "+" if column[0] > 0 else "-"
+                words.append(sign + ":".join(names[i] for i in combo))
+    return words

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from trainbed.analysis import figures
+from trainbed.analysis.aliases import defining_relation, estimable_terms
 from trainbed.analysis.anova import Fit, NotFittable, fit_response
 from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
 from trainbed.analysis.responses import (
@@ -63,8 +64,50 @@ def _responses_to_fit(results: Results) -> list[str]:
     return wanted
 
 
+#: A censored time-to-accuracy is fitted on the runs that reached the target only while at most
+#: this share of the succeeded runs is censored (and every design point keeps a run).
+MAX_CENSORED_SHARE = 0.25
+
+
+def _censoring(trials: pd.DataFrame, response: str, names: list[str]) -> tuple[str, bool]:
+    """What the report says about censored runs, and whether the rest may still be fitted."""
+    succeeded = trials["status"] == "succeeded"
+    censored = int((succeeded & trials[response].isna()).sum())
+    total = int(succeeded.sum())
+    if not censored:
+        return "", True
+    reached = trials[succeeded & trials[response].notna()]
+    points = [f"{n}_coded" for n in names]
+    all_points = len(reached.groupby(points)) == len(trials.groupby(points))
+    share = censored / total if total else 1.0
+    head = (
+        f"{censored} of {total} succeeded runs never reached the target: their "
+        "time-to-accuracy is censored (not zero, not dropped silently). "
+    )
+    if share <= MAX_CENSORED_SHARE and all_points:
+        return (
+            head + f"With at most {MAX_CENSORED_SHARE:.0%} censored and every design point "
+            "still represented, the model below is fitted on the runs that reached it: read "
+            "its effects as conditional on reaching the target (biased toward the faster "
+            "settings).\n",
+            True,
+        )
+    why = (
+        f"more than {MAX_CENSORED_SHARE:.0%} are censored"
+        if share > MAX_CENSORED_SHARE
+        else "some design points have no run that reached it"
+    )
+    return head + f"No ANOVA is fitted: {why}, so the fit would be biased; see the bars.\n", False
+
+
 def _fit_section(
-    results: Results, response: str, log: bool, out: Path, figs: Path, md: list[str]
+    results: Results,
+    response: str,
+    log: bool,
+    out: Path,
+    figs: Path,
+    md: list[str],
+    source: str | None = None,
 ) -> Fit | None:
     trials = results.trials
     names = results.factor_names
@@ -72,20 +115,19 @@ def _fit_section(
     md.append(f"\n## {title}\n")
     values = trials[response]
     succeeded = trials["status"] == "succeeded"
-    if not values[succeeded].notna().any():
-        md.append(
-            f"Not measured: no trial recorded `{RESPONSE_FIELDS[response]}` "
-            "(for energy: nothing could measure it here).\n"
-        )
+    source = source or f"`{RESPONSE_FIELDS[response]}`"
+    threshold_column = response.startswith("time_to_accuracy_")
+    if not values[succeeded].notna().any() and not threshold_column:
+        why = {
+            "energy": "nothing could measure it here",
+            "time_to_accuracy": "no target was set, or no run reached it",
+        }.get(response, "the runs did not produce it")
+        md.append(f"Not measured: no succeeded trial recorded {source} ({why}).\n")
         return None
-    if response == "time_to_accuracy":
-        censored = int((succeeded & values.isna()).sum())
-        if censored:
-            md.append(
-                f"{censored} of {int(succeeded.sum())} succeeded trials never reached the "
-                "target: their time-to-accuracy is censored, not zero, so no ANOVA is "
-                "fitted (it would be biased); see the bars below.\n"
-            )
+    if response.startswith("time_to_accuracy"):
+        text, fittable = _censoring(trials, response, names)
+        md.append(text)
+        if not fittable:
             return None
     try:
         fit = fit_response(trials, results.factors, response, log=log)
@@ -155,6 +197,27 @@ def write_report(
         + ".\n"
     )
 
+    factors = results.factors
+    if factors and all(len(f["levels"]) == 2 for f in factors):
+        coded = trials[[f"{n}_coded" for n in names]].to_numpy(dtype=int)
+        points = np.unique(coded, axis=0)
+        words = defining_relation(points, names)
+        md.append(
+            f"\n{len(points)} distinct design points. Defining relation: I"
+            + "".join(f" = {w.lstrip('+')}" if w[0] == "+" else f" = -{w[1:]}" for w in words)
+            + ("" if words else " (full factorial: nothing aliased)")
+            + ".\n"
+        )
+        aliased = [t for t in estimable_terms(points, names) if t.aliases]
+        if aliased:
+            md.append(
+                "Alias sets: "
+                + "; ".join(
+                    "{" + " = ".join([t.name, *t.alias_text.split(" = ")]) + "}" for t in aliased
+                )
+                + ".\n"
+            )
+
     not_ok = trials[trials["status"] != "succeeded"]
     md.append("\n## Trials that did not succeed\n\n")
     md.append(_table(not_ok[["trial_id", "run_order", *names, "status", "reason"]]))
@@ -165,10 +228,32 @@ def write_report(
         )
     for note in results.warnings:
         md.append(f"- warning: {note}\n")
+    if not (trials["status"] == "succeeded").any():
+        md.append("\n**No trial succeeded: there is nothing to fit.** See the table above.\n")
+
+    thresholds = list(tta_thresholds or [])
+    spec_target = (spec.get("trial", {}).get("workload", {}) or {}).get("target_accuracy") or {}
+    if spec_target.get("threshold") is not None and spec_target["threshold"] not in thresholds:
+        thresholds.insert(0, float(spec_target["threshold"]))
+    tta_frames = [time_to_accuracy(results.epochs, t) for t in thresholds]
+    tta = pd.concat(tta_frames, ignore_index=True) if tta_frames else pd.DataFrame()
 
     responses = _responses_to_fit(results)
     for response in responses:
         _fit_section(results, response, False, out, figs, md)
+    for threshold in tta_thresholds or []:
+        column = f"time_to_accuracy_{threshold:g}"
+        at = tta[tta["threshold"] == threshold].set_index("trial_id")["tta_s"]
+        trials[column] = trials["trial_id"].map(at).where(trials["status"] == "succeeded")
+        _fit_section(
+            results,
+            column,
+            False,
+            out,
+            figs,
+            md,
+            source=f"validation accuracy >= {threshold:g} in its epoch curve",
+        )
     for response in RESPONSE_FIELDS:
         if response not in responses:
             md.append(
@@ -213,12 +298,6 @@ def write_report(
         "TMiAvg and its early estimates (`iteration_model.csv`):\n\n" + _table(model)
     )
 
-    thresholds = list(tta_thresholds or [])
-    target = (spec.get("trial", {}).get("workload", {}) or {}).get("target_accuracy") or {}
-    if target.get("threshold") is not None and target["threshold"] not in thresholds:
-        thresholds.insert(0, float(target["threshold"]))
-    tta_frames = [time_to_accuracy(results.epochs, t) for t in thresholds]
-    tta = pd.concat(tta_frames, ignore_index=True) if tta_frames else pd.DataFrame()
     if not tta.empty:
         _write_tables(out, "time_to_accuracy", tta)
         md.append(

@@ -2,8 +2,9 @@
 
 - seed 000: train time as the sum of per-epoch durations; accuracy per second ("bang for the
   buck"), ranked;
-- seed 004: time-to-accuracy at thresholds the user gives, censored (NaN, flagged) when never
-  reached, not zero;
+- seed 000/004: time-to-accuracy at thresholds the user gives (cumulative per-epoch train time at
+  the first epoch whose validation accuracy reaches the threshold), censored (NaN, flagged) when
+  never reached, not zero;
 - seed 003: the share of step time spent waiting for data vs computing;
 - seed 002: beta = (first iteration + validation time) / (time of the remaining iterations),
   TMiAvg = mean time of the remaining iterations, and three early estimates of TMiAvg (the 2nd
@@ -23,21 +24,49 @@ def train_time_sum(epochs: pd.DataFrame) -> pd.Series:
     return epochs.groupby("trial_id")["train_time_s"].sum().rename("train_time_sum_s")
 
 
+def _first_column(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.Series | None:
+    for name in names:
+        if name in frame and frame[name].notna().any():
+            return frame[name]
+    return None
+
+
 def time_to_accuracy(epochs: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Seconds of training (train + validation time, epoch by epoch) until validation accuracy
-    first reaches ``threshold``; NaN and ``censored`` True when it never does."""
+    """Per trial: the cumulative per-epoch train time at the first epoch whose validation
+    accuracy reaches ``threshold`` (``tta_s``), the same with validation time included
+    (``tta_with_val_s``, closer to the worker's clock), and ``censored`` True with NaN times
+    when it never does: a run that never got there is not a zero."""
+    columns = ["trial_id", "threshold", "tta_s", "tta_with_val_s", "epoch", "censored"]
+    if epochs.empty:
+        return pd.DataFrame(columns=columns)
+    frame = epochs.sort_values(["trial_id", "epoch"]).copy()
+    accuracy = _first_column(frame, ("val_accuracy", "val/accuracy", "accuracy per epoch"))
+    train = _first_column(frame, ("train_time_s", "time/epoch_train_s"))
+    if accuracy is None or train is None:
+        return pd.DataFrame(columns=columns)
+    validation = _first_column(frame, ("val_time_s", "time/epoch_val_s"))
+    frame["_acc"] = accuracy
+    frame["_train"] = train.fillna(0.0).groupby(frame["trial_id"]).cumsum()
+    both = train.fillna(0.0) + (validation.fillna(0.0) if validation is not None else 0.0)
+    frame["_both"] = both.groupby(frame["trial_id"]).cumsum()
     rows = []
-    if epochs.empty or "val_accuracy" not in epochs:
-        return pd.DataFrame(columns=["trial_id", "threshold", "tta_s", "censored"])
-    for trial_id, frame in epochs.sort_values("epoch").groupby("trial_id"):
-        elapsed = (frame["train_time_s"].fillna(0) + frame["val_time_s"].fillna(0)).cumsum()
-        reached = frame["val_accuracy"] >= threshold
-        if reached.any():
-            first = reached.idxmax()
-            rows.append((trial_id, threshold, float(elapsed.loc[first]), False))
+    for trial_id, trial in frame.groupby("trial_id", sort=False):
+        reached = trial[trial["_acc"] >= threshold]
+        if len(reached):
+            first = reached.iloc[0]
+            rows.append(
+                (
+                    trial_id,
+                    threshold,
+                    float(first["_train"]),
+                    float(first["_both"]),
+                    int(first["epoch"]),
+                    False,
+                )
+            )
         else:
-            rows.append((trial_id, threshold, np.nan, True))
-    return pd.DataFrame(rows, columns=["trial_id", "threshold", "tta_s", "censored"])
+            rows.append((trial_id, threshold, np.nan, np.nan, np.nan, True))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def accuracy_per_second(trials: pd.DataFrame) -> pd.DataFrame:

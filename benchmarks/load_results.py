@@ -2,8 +2,9 @@
 
 It writes a synthetic campaign of 500 trials (5 tags x 100 steps each, plus 1,000 iterations per
 trial), then, interleaved over several repeats, reads every trial's scalars with the fast reader
-(``trainbed.analysis.tbevents.read_campaign_scalars``, checksums verified) and with tbparse's ``SummaryReader`` over the same folder, checks
-they agree, and prints the median ratio tbparse time / fast time on its last line (target >= 5).
+(``trainbed.analysis.tbevents.read_campaign_scalars``, checksums verified) and with tbparse's
+``SummaryReader`` over the same folder, checks they agree, and prints the median ratio tbparse
+time / fast time on its last line (target >= 5).
 The full ``trainbed.analysis.load`` (design, results, iterations and scalars) is timed too.
 """
 

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -88,19 +89,117 @@ def test_fast_reader_agrees_with_tbparse(tmp_path: Path) -> None:
     assert (fast["value"] - slow["value"]).abs().max() < 1e-6
 
 
-def test_time_to_accuracy_is_censored_not_zero() -> None:
-    epochs = pd.DataFrame(
-        {
-            "trial_id": ["a"] * 3 + ["b"] * 3,
-            "epoch": [1, 2, 3] * 2,
-            "train_time_s": [1.0, 1.0, 1.0] * 2,
-            "val_time_s": [0.5] * 6,
-            "val_accuracy": [0.5, 0.8, 0.9, 0.5, 0.6, 0.7],
-        }
+EPOCHS = pd.DataFrame(
+    {
+        "trial_id": ["a"] * 3 + ["b"] * 3,
+        "epoch": [1, 2, 3] * 2,
+        "train_time_s": [1.0, 2.0, 4.0] * 2,
+        "val_time_s": [0.5] * 6,
+        "val_accuracy": [0.5, 0.8, 0.9, 0.5, 0.6, 0.7],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "trial", "tta", "with_val", "censored"),
+    [
+        (0.5, "a", 1.0, 1.5, False),  # reached at epoch 1
+        (0.8, "a", 3.0, 4.0, False),  # cumulative train time of epochs 1-2
+        (0.85, "a", 7.0, 8.5, False),
+        (0.8, "b", np.nan, np.nan, True),  # never reached: censored, not zero
+        (0.95, "a", np.nan, np.nan, True),
+    ],
+)
+def test_time_to_accuracy_from_the_epoch_curve(
+    threshold: float, trial: str, tta: float, with_val: float, censored: bool
+) -> None:
+    row = time_to_accuracy(EPOCHS, threshold).set_index("trial_id").loc[trial]
+    assert bool(row["censored"]) is censored
+    if censored:
+        assert pd.isna(row["tta_s"]) and pd.isna(row["tta_with_val_s"])
+    else:
+        assert row["tta_s"] == pytest.approx(tta)
+        assert row["tta_with_val_s"] == pytest.approx(with_val)
+
+
+def test_tensorboard_tags_fall_back_when_result_epochs_are_absent() -> None:
+    epochs = EPOCHS.rename(
+        columns={"val_accuracy": "accuracy per epoch", "train_time_s": "time/epoch_train_s"}
+    ).drop(columns="val_time_s")
+    row = time_to_accuracy(epochs, 0.8).set_index("trial_id").loc["a"]
+    assert row["tta_s"] == pytest.approx(3.0)
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum_and_only_that_record_is_lost(
+    tmp_path: Path,
+) -> None:
+    root = write_results(tmp_path, SyntheticCampaign(effects=EFFECTS, seed=4, replicates=1))
+    trial = next((root / "trials").iterdir())
+    path = next((trial / "tb").glob("events.out.tfevents.*"))
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0x01  # inside the last record's float payload: protobuf alone would accept it
+    path.write_bytes(bytes(data))
+    with pytest.warns(CorruptEventFileWarning, match="bad payload checksum"):
+        scalars = read_trial_scalars(trial)
+    assert len(scalars) == 20  # 25 scalars, the last event (5 tags) skipped
+
+
+def test_events_written_by_torch_summarywriter_with_hparams(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    root = write_results(
+        tmp_path, SyntheticCampaign(effects=EFFECTS, seed=5, replicates=1, write_tb=False)
     )
-    tta = time_to_accuracy(epochs, 0.8).set_index("trial_id")
-    assert tta.loc["a", "tta_s"] == pytest.approx(3.0) and not tta.loc["a", "censored"]
-    assert pd.isna(tta.loc["b", "tta_s"]) and tta.loc["b", "censored"]
+    trial = next((root / "trials").iterdir())
+    writer = SummaryWriter(str(trial / "tb"))
+    for epoch in range(1, 4):
+        writer.add_scalar("accuracy per epoch", 0.25 * epoch, epoch)
+    writer.add_hparams({"lr": 0.1, "model": "MLP"}, {"hparam/final_accuracy": 0.75}, run_name=".")
+    writer.close()
+    fast = read_trial_scalars(trial)
+    assert set(fast["tag"]) == {"accuracy per epoch", "hparam/final_accuracy"}
+    epochs = load(root).epochs
+    curve = epochs[epochs["trial_id"] == trial.name].set_index("epoch")["accuracy per epoch"]
+    assert curve.dropna().to_dict() == pytest.approx({1: 0.25, 2: 0.5, 3: 0.75})
+    assert not any(c.startswith("hparam/") for c in epochs.columns)
+
+
+def test_no_succeeded_trial_stops_with_a_clear_message(tmp_path: Path) -> None:
+    root = write_results(tmp_path, SyntheticCampaign(effects=EFFECTS, seed=6, replicates=1))
+    for trial in (root / "trials").iterdir():
+        result = json.loads((trial / "result.json").read_text())
+        result.update(status="failed", reason="worker exited 1")
+        (trial / "result.json").write_text(json.dumps(result))
+    text = (write_report(root) / "index.md").read_text()
+    assert "No trial succeeded" in text and "worker exited 1" in text
+    assert not (root / "report" / "anova_time.csv").exists()
+
+
+@pytest.mark.parametrize(("censored", "fitted"), [(0, True), (4, True), (12, False)])
+def test_censored_time_to_accuracy_is_counted_and_fitted_only_when_enough_remain(
+    tmp_path: Path, censored: int, fitted: bool
+) -> None:
+    spec = SyntheticCampaign(effects=EFFECTS, seed=7, response_field="time_to_accuracy_s")
+    root = write_results(tmp_path, spec)
+    for trial in sorted((root / "trials").iterdir())[:censored]:
+        result = json.loads((trial / "result.json").read_text())
+        result["time_to_accuracy_s"] = None
+        (trial / "result.json").write_text(json.dumps(result))
+    report = write_report(root)
+    text = (report / "index.md").read_text()
+    if censored:
+        assert f"{censored} of 32 succeeded runs never reached the target" in text
+    assert (report / "anova_time_to_accuracy.csv").exists() is fitted
+
+
+def test_tta_thresholds_become_responses(tmp_path: Path) -> None:
+    root = write_results(tmp_path, SyntheticCampaign(effects=EFFECTS, seed=8))
+    report = write_report(root, tta_thresholds=[0.7, 0.95])
+    tta = pd.read_csv(report / "time_to_accuracy.csv")
+    assert tta[tta["threshold"] == 0.95]["censored"].all()
+    text = (report / "index.md").read_text()
+    assert "## time_to_accuracy_0.95" in text and "32 of 32 succeeded runs" in text
+    assert not (report / "anova_time_to_accuracy_0.95.csv").exists()
 
 
 def test_iteration_model_beta_and_estimates() -> None:
