@@ -286,7 +286,8 @@ class Trainer:
         return self._result("succeeded", "", energy_j, eta, test_accuracy=final_test)
 
     def failed(self, err: BaseException) -> Result:
-        """The ``failed`` result after an exception: what was measured, and the reason.
+        """The ``failed`` result after an exception: what was measured, and the reason
+        (``terminated`` when SIGTERM came first: the error is then the stop's echo).
 
         No collectives here (a peer may be gone), so energy is this rank's alone and only kept
         when this rank is the whole world.
@@ -297,7 +298,12 @@ class Trainer:
         except OSError as flush_err:
             text += f" (and writing iterations failed: {flush_err})"
         energy = None if self.env.distributed else self.meter.joules()
-        return self._result("failed", f"{type(err).__name__}: {text}"[:500], energy, None)
+        reason = f"{type(err).__name__}: {text}"
+        if self.should_stop():
+            # SIGTERM reaches the ranks at different iterations: one that stopped first leaves
+            # its peer's all-reduce without a partner, and the peer's error is part of the stop.
+            return self._result("terminated", f"{TERMINATED_REASON} ({reason})"[:500], energy, None)
+        return self._result("failed", reason[:500], energy, None)
 
     # --- outputs -----------------------------------------------------------------------------
 
