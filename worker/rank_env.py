@@ -46,7 +46,8 @@ def _int(env: Mapping[str, str], names: tuple[str, ...], default: int | None) ->
 
 def rank_env(env: Mapping[str, str], world_size_hint: int | None = None) -> RankEnv:
     """Read the rank environment; ``world_size_hint`` (the trial's parallelism) fills a gap."""
-    world = _int(env, ("WORLD_SIZE", "PET_WORLD_SIZE", "PET_NNODES"), world_size_hint) or 1
+    world = _int(env, ("WORLD_SIZE", "PET_WORLD_SIZE", "PET_NNODES"), world_size_hint)
+    world = 1 if world is None else world
     rank = _int(env, ("RANK", "PET_RANK", "PET_NODE_RANK", "JOB_COMPLETION_INDEX"), 0)
     local = _int(env, ("LOCAL_RANK", "PET_LOCAL_RANK"), 0)
     addr = env.get("MASTER_ADDR") or env.get("PET_MASTER_ADDR") or "127.0.0.1"

@@ -67,6 +67,7 @@ def test_rank_env(env: dict[str, str], hint: int | None, expected: RankEnv) -> N
         {"RANK": "2", "WORLD_SIZE": "2"},
         {"RANK": "-1", "WORLD_SIZE": "2"},
         {"RANK": "0", "WORLD_SIZE": "-3"},
+        {"RANK": "0", "WORLD_SIZE": "0"},
         {"JOB_COMPLETION_INDEX": "5", "WORLD_SIZE": "2"},
         {"PET_NODE_RANK": "x"},
         {"MASTER_PORT": "0"},
