@@ -269,6 +269,7 @@ class LocalExecutor:
             self._signal(trial, signal.SIGKILL)
             for rank in trial.ranks:
                 rank.proc.wait()
+                rank.log.close()
                 self.enforcer.cleanup(rank.group)
         self.running.clear()
 

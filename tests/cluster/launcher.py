@@ -244,16 +244,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
+#: The components outlive this process (``scripts/cluster up`` returns); keeping their Popen
+#: objects referenced stops Python from warning that they are still running when collected.
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
 def _spawn(state: Path, name: str, args: list[str]) -> int:
-    log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen(
-        args,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=state,
-    )
+    with open(state / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=state,
+        )
+    _CHILDREN.append(proc)
     (state / "pids" / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -553,6 +559,9 @@ def down(state: Path = STATE) -> None:
             time.sleep(0.05)
         if _alive(pid):
             raise ClusterError(f"process {pid} survived SIGKILL")
+    for proc in list(_CHILDREN):
+        if proc.poll() is not None:  # reaps the ones this process started
+            _CHILDREN.remove(proc)
     if state.exists():
         shutil.rmtree(state, ignore_errors=True)
 
