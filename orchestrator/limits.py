@@ -110,8 +110,32 @@ class Enforcer:
         pass
 
 
-class CgroupV1(Enforcer):
+class _Cgroup(Enforcer):
+    """What both cgroup versions share: the kernel enforces, and counts OOM kills."""
+
+    #: The file under the memory cgroup whose ``oom_kill`` line counts OOM kills.
+    oom_file = ""
+
+    def attach(self, group: RankCgroup, pid: int, limits: RankLimits) -> None:
+        for path in group.paths:
+            (path / "cgroup.procs").write_text(str(pid))
+
+    def over_memory(self, group: RankCgroup, pid: int, limits: RankLimits) -> bool:
+        return False  # the kernel enforces memory; no watchdog
+
+    def oom_killed(self, group: RankCgroup) -> bool:
+        if group.memory_dir is None:
+            return False
+        return _counter(group.memory_dir / self.oom_file, "oom_kill") > 0
+
+    def cleanup(self, group: RankCgroup) -> None:
+        for path in group.paths:
+            _kill_and_remove(path)
+
+
+class CgroupV1(_Cgroup):
     mode = "cgroup-v1"
+    oom_file = "memory.oom_control"
 
     def __init__(self, cpu_root: Path, memory_root: Path) -> None:
         self.cpu_root = cpu_root
@@ -139,25 +163,10 @@ class CgroupV1(Enforcer):
         (mem_dir / "memory.limit_in_bytes").write_text(str(limits.memory))
         return RankCgroup(paths=[cpu_dir, mem_dir], memory_dir=mem_dir)
 
-    def attach(self, group: RankCgroup, pid: int, limits: RankLimits) -> None:
-        for path in group.paths:
-            (path / "cgroup.procs").write_text(str(pid))
 
-    def over_memory(self, group: RankCgroup, pid: int, limits: RankLimits) -> bool:
-        return False
-
-    def oom_killed(self, group: RankCgroup) -> bool:
-        if group.memory_dir is None:
-            return False
-        return _counter(group.memory_dir / "memory.oom_control", "oom_kill") > 0
-
-    def cleanup(self, group: RankCgroup) -> None:
-        for path in group.paths:
-            _kill_and_remove(path)
-
-
-class CgroupV2(Enforcer):
+class CgroupV2(_Cgroup):
     mode = "cgroup-v2"
+    oom_file = "memory.events"
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -183,21 +192,6 @@ class CgroupV2(Enforcer):
         (path / "memory.max").write_text(str(limits.memory))
         (path / "memory.oom.group").write_text("1")
         return RankCgroup(paths=[path], memory_dir=path)
-
-    def attach(self, group: RankCgroup, pid: int, limits: RankLimits) -> None:
-        (group.paths[0] / "cgroup.procs").write_text(str(pid))
-
-    def over_memory(self, group: RankCgroup, pid: int, limits: RankLimits) -> bool:
-        return False
-
-    def oom_killed(self, group: RankCgroup) -> bool:
-        if group.memory_dir is None:
-            return False
-        return _counter(group.memory_dir / "memory.events", "oom_kill") > 0
-
-    def cleanup(self, group: RankCgroup) -> None:
-        for path in group.paths:
-            _kill_and_remove(path)
 
 
 def _counter(path: Path, key: str) -> int:
