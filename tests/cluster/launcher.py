@@ -1,37 +1,68 @@
 """A real Kubernetes control plane for tests: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok, built from Go modules and started on 127.0.0.1.
 
-No Docker and no release downloads: every component is a Go module, built once from the pinned
-tools modules beside this file (``tools/k8s``, ``tools/etcd``) or ``go install``ed at a pinned
-version (kwok, helm) into ``~/.cache/trainbed/k8s-<version>/bin``, and reused. kwok simulates the
-nodes and the pod lifecycle with the Stages in ``kwok-stages.yaml``. ``scripts/cluster`` and the
-pytest fixture in ``tests/integration/conftest.py`` both drive this module. Standard library only.
+No Docker and no release downloads: every component is a Go module. The Go module ``tools/``
+beside this file pins them all (``k8s.io/kubernetes`` with its staging ``replace`` block, etcd,
+kwok, helm; ``tool`` directives name the commands). They are built once into
+``~/.cache/trainbed/k8s-<version>/bin`` and reused; a stamp of ``go.mod``/``go.sum`` in that folder
+makes any pin change rebuild. kwok simulates the nodes and the pod lifecycle with the Stages in
+``kwok-stages.yaml``. ``scripts/cluster`` and the pytest fixture in
+``tests/integration/conftest.py`` both drive this module. Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-K8S_VERSION = "v1.34.4"
-ETCD_VERSION = "v3.6.8"
-KWOK_VERSION = "v0.7.0"
-HELM_VERSION = "v3.19.0"
+TOOLS = HERE / "tools"
+
+
+def pinned(module: str) -> str:
+    """The version of ``module`` that ``tools/go.mod`` requires."""
+    pattern = rf"^[ \t]*(?:require[ \t]+)?{re.escape(module)}[ \t]+(v\S+)"
+    match = re.search(pattern, (TOOLS / "go.mod").read_text(), re.M)
+    if match is None:
+        raise RuntimeError(f"{TOOLS / 'go.mod'} does not require {module}")
+    return match.group(1)
+
+
+K8S_VERSION = pinned("k8s.io/kubernetes")
+ETCD_VERSION = pinned("go.etcd.io/etcd/server/v3")
+KWOK_VERSION = pinned("sigs.k8s.io/kwok")
+HELM_VERSION = pinned("helm.sh/helm/v3")
 CACHE = Path(os.environ.get("TRAINBED_CACHE", Path.home() / ".cache" / "trainbed"))
 BIN = CACHE / f"k8s-{K8S_VERSION}" / "bin"
 STATE = Path(os.environ.get("TRAINBED_CLUSTER_DIR", CACHE / "cluster"))
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+#: binary name -> Go package, all pinned by tools/go.mod
+PACKAGES = {
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+    "helm": "helm.sh/helm/v3/cmd/helm",
+    "etcd": "go.etcd.io/etcd/server/v3",
+}
 
 
 class ClusterError(RuntimeError):
@@ -49,73 +80,111 @@ def _log(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock, so two pytest sessions or scripts never build or start at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # --- build ---------------------------------------------------------------------------------
 
 
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-mod=mod")
-    return env
+def _go_binary() -> str:
+    go = shutil.which("go")
+    if go is None and Path("/usr/local/go/bin/go").exists():  # the official tarball's place
+        go = "/usr/local/go/bin/go"
+    if go is None:
+        raise ClusterError(
+            "Go is not installed: the control plane is built from Go modules. Install Go >= 1.26 "
+            "(https://go.dev/dl/) and put it on PATH, or set TRAINBED_SKIP_CLUSTER=1 to skip."
+        )
+    return go
 
 
-def _go(args: list[str], cwd: Path, what: str) -> None:
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    _log(f"building {what} (go {' '.join(args[:2])} ...)")
+def _go(args: list[str], what: str) -> None:
+    go = _go_binary()
+    _log(f"building {what} (go {' '.join(args)})")
     started = time.time()
-    proc = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [go, *args], cwd=TOOLS, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
     if proc.returncode != 0:
-        raise ClusterError(f"building {what} failed:\n{proc.stderr[-4000:]}")
+        raise ClusterError(
+            f"building {what} failed (in {TOOLS}: {go} {' '.join(args)}):\n{proc.stderr[-4000:]}"
+        )
     _log(f"built {what} in {time.time() - started:.0f} s")
 
 
+def _ldflags() -> str:
+    """Strip symbols, and stamp the release version, as Kubernetes' own build does
+    (hack/lib/version.sh): without it the binaries report v0.0.0-master, which helm's
+    kubeVersion checks and kubectl's version-skew warning would see."""
+    major, minor = K8S_VERSION.lstrip("v").split(".")[:2]
+    stamp = []
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        stamp += [
+            f"-X {package}.gitVersion={K8S_VERSION}",
+            f"-X {package}.gitMajor={major}",
+            f"-X {package}.gitMinor={minor}",
+            f"-X {package}.gitTreeState=clean",
+        ]
+    return " ".join(["-s", "-w", *stamp])
+
+
+def _stamp() -> str:
+    """Changes whenever a pin or the build recipe changes."""
+    digest = hashlib.sha256(_ldflags().encode())
+    for name in ("go.mod", "go.sum"):
+        digest.update((TOOLS / name).read_bytes())
+    return digest.hexdigest()
+
+
 def kubectl_path() -> str:
-    found = shutil.which("kubectl")
-    return found or str(BIN / "kubectl")
+    """The kubectl of the pinned release (within the version skew); the machine's as a fallback."""
+    if (BIN / "kubectl").exists():
+        return str(BIN / "kubectl")
+    return shutil.which("kubectl") or str(BIN / "kubectl")
+
+
+def helm_path() -> str:
+    return str(BIN / "helm")
 
 
 def build(bin_dir: Path = BIN) -> Path:
     """Build whatever is missing into ``bin_dir``; a no-op when all binaries are there."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    flags = ["-trimpath", "-ldflags", "-s -w"]
-    k8s = [
-        c
-        for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-        if not (bin_dir / c).exists()
-    ]
-    if not shutil.which("kubectl") and not (bin_dir / "kubectl").exists():
-        k8s.append("kubectl")
-    if k8s:
-        _go(
-            [
-                "build",
-                "-p",
-                "2",
-                *flags,
-                "-o",
-                f"{bin_dir}/",
-                *[f"k8s.io/kubernetes/cmd/{c}" for c in k8s],
-            ],
-            HERE / "tools" / "k8s",
-            " ".join(k8s),
-        )
-    if not (bin_dir / "etcd").exists():
-        _go(
-            ["build", "-p", "2", *flags, "-o", str(bin_dir / "etcd"), "go.etcd.io/etcd/server/v3"],
-            HERE / "tools" / "etcd",
-            "etcd",
-        )
-    for name, package in (
-        ("kwok", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"),
-        ("helm", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"),
-    ):
-        if not (bin_dir / name).exists():
-            env_dir = bin_dir
-            os.environ["GOBIN"] = str(env_dir)
-            try:
-                _go(["install", *flags, package], HERE, name)
-            finally:
-                os.environ.pop("GOBIN", None)
-    return bin_dir
+    with _locked(bin_dir.parent / "build.lock"):
+        stamp_file = bin_dir / ".stamp"
+        stamp = _stamp()
+        if bin_dir.exists() and (not stamp_file.exists() or stamp_file.read_text() != stamp):
+            _log(f"{TOOLS / 'go.mod'} changed since the last build: rebuilding {bin_dir}")
+            shutil.rmtree(bin_dir)
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        missing = [name for name in PACKAGES if not (bin_dir / name).exists()]
+        if not missing:
+            return bin_dir
+        jobs = os.environ.get("TRAINBED_BUILD_JOBS", str(os.cpu_count() or 2))
+        flags = ["build", "-p", jobs, "-mod=readonly", "-trimpath", f"-ldflags={_ldflags()}"]
+        started = time.time()
+        with tempfile.TemporaryDirectory(dir=bin_dir.parent, prefix=".build-") as tmp:
+            commands = [name for name in missing if name != "etcd"]
+            if commands:  # one go build: the shared packages compile once
+                _go(
+                    [*flags, "-o", f"{tmp}/", *(PACKAGES[name] for name in commands)],
+                    " ".join(commands),
+                )
+            if "etcd" in missing:  # its main package is the module root, named "v3" by default
+                _go([*flags, "-o", f"{tmp}/etcd", PACKAGES["etcd"]], "etcd")
+            for name in missing:  # complete binaries only: a killed build leaves none behind
+                os.replace(Path(tmp) / name, bin_dir / name)
+        stamp_file.write_text(stamp)
+        _log(f"built {', '.join(missing)} into {bin_dir} in {time.time() - started:.0f} s")
+        return bin_dir
 
 
 # --- certificates ----------------------------------------------------------------------------
@@ -381,15 +450,36 @@ def ensure_nodes(cluster: Cluster, count: int, cpu: str = "16", memory: str = "6
     _wait(f"{count} Ready kwok nodes", ready, 60, cluster.state, "kwok")
 
 
+def _lock_path(state: Path) -> Path:
+    return state.parent / f".{state.name}.lock"  # outside the state folder, which down() removes
+
+
+def running(state: Path = STATE) -> Cluster | None:
+    """The cluster whose state is in ``state`` when all its processes are alive and it is ready."""
+    return _read_cluster(state)
+
+
 def up(
     nodes: int = 4, node_cpu: str = "16", node_memory: str = "64Gi", state: Path = STATE
 ) -> Cluster:
-    """Build what is missing, start everything on 127.0.0.1, and return when it is ready."""
-    existing = _read_cluster(state)
-    if existing is not None:
-        ensure_nodes(existing, nodes, node_cpu, node_memory)
-        return existing
-    down(state)
+    """Build what is missing, start everything on 127.0.0.1, and return when it is ready.
+
+    A no-op (apart from adding missing nodes) when the cluster in ``state`` is already up.
+    """
+    with _locked(_lock_path(state)):
+        existing = _read_cluster(state)
+        if existing is not None:
+            ensure_nodes(existing, nodes, node_cpu, node_memory)
+            return existing
+        _down(state)
+        try:
+            return _up(nodes, node_cpu, node_memory, state)
+        except BaseException:
+            _down(state, keep_logs=True)  # nothing left running after a failed start
+            raise
+
+
+def _up(nodes: int, node_cpu: str, node_memory: str, state: Path) -> Cluster:
     bin_dir = build()
     for sub in ("pki", "logs", "pids", "etcd"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -437,6 +527,9 @@ def up(
             "--bind-address=127.0.0.1",
             f"--secure-port={api_port}",
             "--advertise-address=127.0.0.1",
+            # 1.37 refuses a loopback address in the kubernetes Service's endpoints; nothing
+            # in the cluster dials it (kwok pods run nothing), so reconcile no endpoints.
+            "--endpoint-reconciler-type=none",
             f"--tls-cert-file={pki / 'server.crt'}",
             f"--tls-private-key-file={pki / 'server.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
@@ -539,6 +632,20 @@ def _http_ok(url: str) -> bool:
 
 def down(state: Path = STATE) -> None:
     """Stop every component (process groups, SIGTERM then SIGKILL) and remove the state."""
+    with _locked(_lock_path(state)):
+        _down(state)
+
+
+def _in_state(pid: int, state: Path) -> bool:
+    """Whether ``pid`` runs in ``state`` (every component's working directory)."""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    return cwd == state or state in cwd.parents
+
+
+def _down(state: Path, keep_logs: bool = False) -> None:
     pids = _pids(state) if (state / "pids").exists() else {}
     for pid in pids.values():
         try:
@@ -553,16 +660,37 @@ def down(state: Path = STATE) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    for pid in pids.values():
-        deadline = time.time() + 5
-        while _alive(pid) and time.time() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            raise ClusterError(f"process {pid} survived SIGKILL")
     for proc in list(_CHILDREN):
         if proc.poll() is not None:  # reaps the ones this process started
             _CHILDREN.remove(proc)
-    if state.exists():
+    # Verify: no process of ours is left, neither a component nor anything that ran in the state.
+    deadline = time.time() + 5
+    while True:
+        left = [p for p in pids.values() if _alive(p)]
+        if state.exists():
+            left += [
+                int(d.name)
+                for d in Path("/proc").iterdir()
+                if d.name.isdigit()
+                and int(d.name) not in left
+                and _in_state(int(d.name), state)
+                and _alive(int(d.name))
+            ]
+        if not left:
+            break
+        if time.time() > deadline:
+            raise ClusterError(f"processes {left} survived SIGKILL; state kept in {state}")
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    if not state.exists():
+        return
+    if keep_logs:  # a failed start: keep the logs to read, drop the rest
+        for sub in ("etcd", "pids"):
+            shutil.rmtree(state / sub, ignore_errors=True)
+        (state / "cluster.json").unlink(missing_ok=True)
+    else:
         shutil.rmtree(state, ignore_errors=True)
 
 
