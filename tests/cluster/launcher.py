@@ -336,9 +336,8 @@ def _spawn(state: Path, name: str, args: list[str]) -> int:
 def _pids(state: Path) -> dict[str, int]:
     found = {}
     for name in COMPONENTS:
-        path = state / "pids" / f"{name}.pid"
-        if path.exists():
-            found[name] = int(path.read_text())
+        with contextlib.suppress(OSError, ValueError):
+            found[name] = int((state / "pids" / f"{name}.pid").read_text())
     return found
 
 
@@ -384,18 +383,24 @@ def _wait(what: str, check, timeout: float, state: Path, component: str) -> None
     raise ClusterError(f"timed out after {timeout:g} s waiting for {what}:\n{tail}")
 
 
-def _read_cluster(state: Path) -> Cluster | None:
+def _read_cluster(state: Path, patience: float = 0.0) -> Cluster | None:
+    """The running cluster, or None. With all its processes alive, it waits up to ``patience``
+    seconds for /readyz, so that a busy machine does not get a live cluster restarted."""
     info = state / "cluster.json"
-    if not info.exists():
+    try:
+        data = json.loads(info.read_text())
+    except (OSError, ValueError):
         return None
-    data = json.loads(info.read_text())
-    pids = _pids(state)
-    if set(pids) != set(COMPONENTS) or not all(_alive(p) for p in pids.values()):
-        return None
-    status, _ = _get(data["server"] + "/readyz", state / "pki")
-    if status != 200:
-        return None
-    return Cluster(state=state, kubeconfig=state / "kubeconfig", server=data["server"])
+    deadline = time.time() + patience
+    while True:
+        pids = _pids(state)
+        if set(pids) != set(COMPONENTS) or not all(_alive(p) for p in pids.values()):
+            return None
+        if _get(data["server"] + "/readyz", state / "pki")[0] == 200:
+            return Cluster(state=state, kubeconfig=state / "kubeconfig", server=data["server"])
+        if time.time() >= deadline:
+            return None
+        time.sleep(0.5)
 
 
 def node_manifest(name: str, cpu: str, memory: str, pods: int = 110) -> dict:
@@ -467,7 +472,7 @@ def up(
     A no-op (apart from adding missing nodes) when the cluster in ``state`` is already up.
     """
     with _locked(_lock_path(state)):
-        existing = _read_cluster(state)
+        existing = _read_cluster(state, patience=30)
         if existing is not None:
             ensure_nodes(existing, nodes, node_cpu, node_memory)
             return existing

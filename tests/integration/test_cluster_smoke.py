@@ -3,10 +3,13 @@ RBAC, and the simulated exit codes that the controller tests rely on."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.cluster import launcher
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster"
 
 RESTRICTED_POD: dict[str, Any] = {
     "automountServiceAccountToken": False,
@@ -197,3 +201,55 @@ def test_exit_code_annotation_fails_the_pod_with_oomkilled(
     pod = _wait(failed, what="the pod to fail")[0]
     terminated = pod.status.container_statuses[0].state.terminated
     assert terminated.exit_code == 137 and terminated.reason == "OOMKilled"
+
+
+def _script(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRAINBED_CLUSTER_DIR": str(state)}
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=env,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_scripts_cluster_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
+    """A second cluster beside the session's: its own state folder, ports and processes."""
+    state = tmp_path / "cluster"
+    args = ["up", "--nodes", "2", "--node-cpu", "3", "--node-memory", "5Gi"]
+    pids: list[int] = []
+    first = _script(state, *args)
+    try:
+        assert first.returncode == 0, first.stderr[-3000:]
+        kubeconfig = first.stdout.strip().splitlines()[-1]
+        assert kubeconfig == str(state / "kubeconfig")
+        pids = [int(p.read_text()) for p in (state / "pids").iterdir()]
+        assert len(pids) == 5 and all(launcher._alive(p) for p in pids)
+        server = json.loads((state / "cluster.json").read_text())["server"]
+        assert server.startswith("https://127.0.0.1:")
+
+        again = _script(state, *args)  # a no-op that prints the same kubeconfig
+        assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == kubeconfig
+        assert json.loads((state / "cluster.json").read_text())["server"] == server
+        assert sorted(int(p.read_text()) for p in (state / "pids").iterdir()) == sorted(pids)
+        printed = _script(state, "kubeconfig")
+        assert printed.returncode == 0 and printed.stdout.strip() == kubeconfig
+
+        nodes = subprocess.run(
+            [launcher.kubectl_path(), "--kubeconfig", kubeconfig, "get", "nodes", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        capacity = [n["status"]["capacity"] for n in json.loads(nodes.stdout)["items"]]
+        assert [(c["cpu"], c["memory"]) for c in capacity] == [("3", "5Gi")] * 2
+    finally:
+        stopped = _script(state, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not any(launcher._alive(p) for p in pids), "down left a process behind"
+    assert not state.exists()
+    gone = _script(state, "kubeconfig")
+    assert gone.returncode == 1 and "no cluster is running" in gone.stderr
