@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from trainbed.orchestrator.errors import ClusterError, UserError
+from trainbed.contract.errors import ClusterError, UserError
 from trainbed.orchestrator.kube_api import KubeApi
 from trainbed.orchestrator.spec import Campaign, load_campaign
 

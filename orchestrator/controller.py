@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trainbed.contract.errors import SpecError, UserError
 from trainbed.orchestrator.design import build_design
 from trainbed.orchestrator.driver import Driver
-from trainbed.orchestrator.errors import SpecError, UserError
 from trainbed.orchestrator.informer import Informer
 from trainbed.orchestrator.kube_api import KubeApi
 from trainbed.orchestrator.kube_executor import ClusterCaches, KubernetesExecutor

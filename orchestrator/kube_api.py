@@ -1,6 +1,6 @@
 """The one adapter that talks to the Kubernetes API. Every call goes through here.
 
-It maps the client's ``ApiException`` to :class:`~trainbed.orchestrator.errors.ClusterError`
+It maps the client's ``ApiException`` to :class:`~trainbed.contract.errors.ClusterError`
 naming the kind and namespace/name, chaining the original, and makes creation idempotent: an
 object that already exists under its deterministic name is not an error.
 """
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from trainbed.orchestrator.errors import ClusterError
+from trainbed.contract.errors import ClusterError
 
 GROUP = "trainbed.io"
 VERSION = "v1alpha1"

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainbed.orchestrator.errors import SpecError
+from trainbed.contract.errors import SpecError
 from trainbed.worker.quantity import parse_quantity
 from trainbed.worker.trial import TrialSettings
 

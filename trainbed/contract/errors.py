@@ -37,3 +37,8 @@ class DesignError(SpecError):
 
 class ClusterError(TrainbedError):
     """A Kubernetes API call failed; the message names the object's namespace/name."""
+
+
+class ResultsError(UserError):
+    """A results directory that cannot be read: not one at all, or a required file or column
+    missing. The message names the path (and the column)."""
