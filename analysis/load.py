@@ -18,6 +18,8 @@ import pandas as pd
 import yaml
 
 from trainbed.analysis.tbevents import read_campaign_scalars, read_trial_scalars
+from trainbed.contract.errors import ResultsError
+from trainbed.contract.layout import CAMPAIGN_FILE, DESIGN_COLUMNS, DESIGN_FILE
 from trainbed.worker.records import ITERATION_COLUMNS, ITERATIONS_DIR, RESULT_FILE
 
 #: Response name -> result.json field (contract).
@@ -47,10 +49,6 @@ RESULT_COLUMNS = [
     "first_iteration_s",
     "validation_time_s",
 ]
-
-
-class ResultsError(ValueError):
-    """The folder is not a results directory (no campaign.yaml or design.csv)."""
 
 
 @dataclass
@@ -88,6 +86,43 @@ def _read_result(path: Path, notes: list[str]) -> dict[str, Any] | None:
         return None
 
 
+def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
+    """campaign.yaml and design.csv, the two files a results directory cannot do without; a
+    :class:`ResultsError` naming the file (and the column) when either is unusable."""
+    spec_file, design_file = root / CAMPAIGN_FILE, root / DESIGN_FILE
+    if not spec_file.is_file() or not design_file.is_file():
+        raise ResultsError(
+            f"{root}: not a results directory (it needs {CAMPAIGN_FILE} and {DESIGN_FILE}; "
+            "pass DIR/<campaign>)"
+        )
+    try:
+        campaign = yaml.safe_load(spec_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ResultsError(f"{spec_file}: unreadable ({_one_line(err)})") from None
+    if not isinstance(campaign, dict):
+        raise ResultsError(f"{spec_file}: not a campaign (expected a mapping)")
+    factors = list((campaign.get("spec") or {}).get("factors") or [])
+    if not factors or not all(isinstance(f, dict) and "name" in f for f in factors):
+        raise ResultsError(f"{spec_file}: spec.factors is missing or has a factor with no name")
+    try:
+        design = pd.read_csv(design_file, dtype={"trial_id": str})
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ResultsError(f"{design_file}: unreadable ({_one_line(err)})") from None
+    required = list(DESIGN_COLUMNS)
+    for factor in factors:
+        required += [factor["name"], f"{factor['name']}_coded"]
+    missing = [column for column in required if column not in design.columns]
+    if missing:
+        raise ResultsError(
+            f"{design_file}: missing column{'s' if len(missing) > 1 else ''} " + ", ".join(missing)
+        )
+    return campaign, factors, design
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
 def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
     """Load a campaign's results directory (``DIR/<campaign>``).
 
@@ -95,11 +130,7 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
     are warnings (also kept in ``Results.warnings`` for the report), never exceptions.
     """
     root = Path(directory)
-    if not (root / "campaign.yaml").exists() or not (root / "design.csv").exists():
-        raise ResultsError(f"{root} has no campaign.yaml and design.csv: not a results directory")
-    campaign = yaml.safe_load((root / "campaign.yaml").read_text()) or {}
-    factors = list((campaign.get("spec") or {}).get("factors") or [])
-    design = pd.read_csv(root / "design.csv", dtype={"trial_id": str})
+    campaign, factors, design = _read_campaign(root)
     notes: list[str] = []
     rows = []
     epoch_rows = []

@@ -102,8 +102,10 @@ def frame_records(blobs: list[bytes], names: list[str]) -> list[list[tuple[int, 
     """Per file, the (start, length) of every record payload whose checksums hold; a warning
     naming the file for the rest. The checksums of all files are computed in one vectorised
     pass, so many small files cost little more than one large one."""
+    if not blobs:
+        return []
     walks = [_walk(blob) for blob in blobs]
-    bases = np.cumsum([0] + [len(blob) for blob in blobs[:-1]]).astype(np.int64)
+    bases = np.cumsum([0] + [len(blob) for blob in blobs])[:-1].astype(np.int64)
     head = np.concatenate(
         [np.asarray(h, dtype=np.int64) + base for (h, _, _), base in zip(walks, bases, strict=True)]
         or [np.zeros(0, np.int64)]

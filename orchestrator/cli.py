@@ -1,6 +1,6 @@
 """The ``trainbed`` command line: thin typer verbs over the orchestrator, worker and analysis.
 
-Every verb maps a :class:`~trainbed.orchestrator.errors.TrainbedError` to one red line and its
+Every verb maps a :class:`~trainbed.contract.errors.TrainbedError` to one red line and its
 exit code (2 for the user's input), never a traceback. Output for people is a rich table; output
 for programs is ``--json``.
 """
@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from trainbed.orchestrator.errors import TrainbedError
+from trainbed.contract.errors import TrainbedError
 
 app = typer.Typer(
     name="trainbed",
@@ -30,6 +30,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _path(path: Path) -> Path:
+    """A path the user gave, made absolute once here: nothing below the CLI depends on the
+    working directory (worker processes start in their trial's folder)."""
+    return path.expanduser().resolve()
 
 
 def _friendly(func: F) -> F:
@@ -57,7 +63,7 @@ def plan(
     from trainbed.orchestrator.plan_view import plan_json, render_plan
     from trainbed.orchestrator.spec import load_campaign
 
-    campaign = load_campaign(file)
+    campaign = load_campaign(_path(file))
     design = build_design(campaign)
     if as_json:
         sys.stdout.write(json.dumps(plan_json(campaign, design), indent=2) + "\n")
@@ -91,9 +97,9 @@ def run(
     from trainbed.orchestrator.run_command import run_campaign
 
     code = run_campaign(
-        file,
+        _path(file),
         backend=backend,
-        out=out,
+        out=_path(out),
         resume=resume,
         parallel=parallel,
         namespace=namespace,
@@ -121,7 +127,12 @@ def analyze(
     """Read a results directory and write the ANOVA report."""
     from trainbed.analysis.report import write_report
 
-    path = write_report(results, out=out, log_responses=log or [], tta_thresholds=tta or [])
+    path = write_report(
+        _path(results),
+        out=_path(out) if out else None,
+        log_responses=log or [],
+        tta_thresholds=tta or [],
+    )
     console.print(f"report: {path / 'index.md'}")
 
 
@@ -133,7 +144,7 @@ def worker(
     """Run one rank of one trial (the entry point of worker processes and pods)."""
     from trainbed.worker.main import main_worker
 
-    raise typer.Exit(main_worker(spec, out))
+    raise typer.Exit(main_worker(_path(spec), _path(out)))
 
 
 @app.command()
@@ -145,7 +156,7 @@ def submit(
     """Create (or update) the Campaign resource in the cluster."""
     from trainbed.orchestrator.cluster_commands import submit as _submit
 
-    _submit(file, namespace=namespace, console=console)
+    _submit(_path(file), namespace=namespace, console=console)
 
 
 @app.command()
@@ -186,7 +197,7 @@ def collect(
     """Copy a campaign's results directory from the cluster's PVC."""
     from trainbed.orchestrator.cluster_commands import collect as _collect
 
-    _collect(name, out=out, namespace=namespace, console=console)
+    _collect(name, out=_path(out), namespace=namespace, console=console)
 
 
 @app.command()

@@ -19,8 +19,8 @@ from typing import IO, Any
 import yaml
 
 import trainbed
+from trainbed.contract.errors import UserError
 from trainbed.orchestrator.design import Design
-from trainbed.orchestrator.errors import UserError
 from trainbed.orchestrator.spec import Campaign
 from trainbed.orchestrator.trials import design_csv
 from trainbed.worker.records import RESULT_FILE, TRIAL_FILE, atomic_write_text
@@ -62,6 +62,7 @@ class ResultsDir:
 
     @classmethod
     def for_campaign(cls, out: Path, campaign: Campaign) -> ResultsDir:
+        assert Path(out).is_absolute(), "the CLI resolves --out; worker processes start elsewhere"
         return cls(Path(out) / campaign.name)
 
     def trial_dir(self, trial_id: str) -> Path:

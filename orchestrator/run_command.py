@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trainbed.contract.errors import UserError
 from trainbed.orchestrator.design import build_design
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
-from trainbed.orchestrator.errors import UserError
 from trainbed.orchestrator.limits import detect_enforcer
 from trainbed.orchestrator.local_executor import LocalExecutor
 from trainbed.orchestrator.results_dir import ResultsDir
@@ -130,7 +130,27 @@ def run_campaign(
     console.print(summary_table(campaign, trials, results))
     if analyze:
         _analyse(console, results.root)
-    return 0
+    return _exit_code(console, trials, results)
+
+
+def _exit_code(console: Console, trials: list[TrialSpec], results: ResultsDir) -> int:
+    """0 when at least one trial succeeded. A campaign in which none did is an error (1): the
+    summary above and the report say why each failed. Some failures alone are results (an
+    out-of-memory level is an outcome of the experiment), so they do not fail the command."""
+    statuses = [getattr(read_result(results.trial_dir(t.trial_id)), "status", None) for t in trials]
+    if any(status == "succeeded" for status in statuses):
+        failed = sum(status != "succeeded" for status in statuses)
+        if failed:
+            console.print(
+                f"[yellow]{failed} of {len(trials)} trials did not succeed[/] (see above)"
+            )
+        return 0
+    console.print(
+        f"[bold red]error:[/] no trial of {len(trials)} succeeded; the table above and the "
+        "report give each one's reason",
+        highlight=False,
+    )
+    return 1
 
 
 def _drive(

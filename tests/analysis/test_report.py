@@ -16,6 +16,7 @@ from trainbed.analysis.report import write_report
 from trainbed.analysis.responses import iteration_model, time_to_accuracy
 from trainbed.analysis.synthetic import SyntheticCampaign, write_results
 from trainbed.analysis.tbevents import CorruptEventFileWarning, read_trial_scalars
+from trainbed.contract.errors import ResultsError
 
 EFFECTS = {("cpu",): -5.0, ("epochs",): 8.0}
 
@@ -95,39 +96,52 @@ EPOCHS = pd.DataFrame(
         "epoch": [1, 2, 3] * 2,
         "train_time_s": [1.0, 2.0, 4.0] * 2,
         "val_time_s": [0.5] * 6,
+        # the worker's clock: train + validation + 0.25 s between epochs, per epoch
+        "elapsed_s": [1.5, 4.25, 9.0] * 2,
         "val_accuracy": [0.5, 0.8, 0.9, 0.5, 0.6, 0.7],
     }
 )
 
 
 @pytest.mark.parametrize(
-    ("threshold", "trial", "tta", "with_val", "censored"),
+    ("threshold", "trial", "tta", "train_only", "censored"),
     [
-        (0.5, "a", 1.0, 1.5, False),  # reached at epoch 1
-        (0.8, "a", 3.0, 4.0, False),  # cumulative train time of epochs 1-2
-        (0.85, "a", 7.0, 8.5, False),
+        (0.5, "a", 1.5, 1.0, False),  # reached at epoch 1
+        (0.8, "a", 4.25, 3.0, False),  # the clock at the end of epoch 2's validation
+        (0.85, "a", 9.0, 7.0, False),
         (0.8, "b", np.nan, np.nan, True),  # never reached: censored, not zero
         (0.95, "a", np.nan, np.nan, True),
     ],
 )
 def test_time_to_accuracy_from_the_epoch_curve(
-    threshold: float, trial: str, tta: float, with_val: float, censored: bool
+    threshold: float, trial: str, tta: float, train_only: float, censored: bool
 ) -> None:
     row = time_to_accuracy(EPOCHS, threshold).set_index("trial_id").loc[trial]
     assert bool(row["censored"]) is censored
     if censored:
-        assert pd.isna(row["tta_s"]) and pd.isna(row["tta_with_val_s"])
+        assert pd.isna(row["time_to_accuracy_s"]) and pd.isna(row["train_time_to_accuracy_s"])
     else:
-        assert row["tta_s"] == pytest.approx(tta)
-        assert row["tta_with_val_s"] == pytest.approx(with_val)
+        assert row["time_to_accuracy_s"] == pytest.approx(tta)
+        assert row["train_time_to_accuracy_s"] == pytest.approx(train_only)
 
 
 def test_tensorboard_tags_fall_back_when_result_epochs_are_absent() -> None:
     epochs = EPOCHS.rename(
-        columns={"val_accuracy": "accuracy per epoch", "train_time_s": "time/epoch_train_s"}
+        columns={
+            "val_accuracy": "accuracy per epoch",
+            "train_time_s": "time/epoch_train_s",
+            "elapsed_s": "time/elapsed_s",
+        }
     ).drop(columns="val_time_s")
     row = time_to_accuracy(epochs, 0.8).set_index("trial_id").loc["a"]
-    assert row["tta_s"] == pytest.approx(3.0)
+    assert row["time_to_accuracy_s"] == pytest.approx(4.25)
+    assert row["train_time_to_accuracy_s"] == pytest.approx(3.0)
+
+
+def test_results_without_the_clock_leave_the_canonical_time_unmeasured() -> None:
+    row = time_to_accuracy(EPOCHS.drop(columns="elapsed_s"), 0.8).set_index("trial_id").loc["a"]
+    assert pd.isna(row["time_to_accuracy_s"]) and not row["censored"]
+    assert row["train_time_to_accuracy_s"] == pytest.approx(3.0)
 
 
 def test_a_flipped_bit_is_caught_by_the_checksum_and_only_that_record_is_lost(
@@ -217,5 +231,5 @@ def test_iteration_model_beta_and_estimates() -> None:
 
 
 def test_load_needs_a_results_directory(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not a results directory"):
+    with pytest.raises(ResultsError, match="not a results directory"):
         load(tmp_path)
