@@ -1,7 +1,8 @@
 """The design engine: a campaign spec in, an ordered table of trials out. Pure, no I/O.
 
-pydoe builds the matrices (``fullfact``/``ff2n`` for full factorials, ``fracfact`` for explicit
-generators, ``fracfact_by_res`` and ``fracfact_opt`` for a requested resolution). Everything else
+pydoe builds the matrices (``fullfact`` for full factorials, ``fracfact`` for fractions, from the
+user's generators or, for a requested resolution, from the minimum-aberration catalogue of
+:mod:`~trainbed.orchestrator.min_aberration`). Everything else
 is computed here from the matrix itself, never typed in: the generators, the defining relation,
 the resolution and the aliases (:mod:`trainbed.orchestrator.aliasing`). Rows are keyed by their
 coded levels and put in standard order, so pydoe's row order never leaks into trial IDs.
@@ -14,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydoe import fracfact, fracfact_by_res, fracfact_opt, fullfact
 
+from trainbed.contract.errors import DesignError
 from trainbed.orchestrator.aliasing import (
     LETTERS,
     Generator,
@@ -28,15 +29,9 @@ from trainbed.orchestrator.aliasing import (
     resolution,
     word_length_pattern,
 )
-from trainbed.orchestrator.errors import DesignError
+from trainbed.orchestrator.doe import fracfact, fullfact
+from trainbed.orchestrator.min_aberration import MAX_FACTORS, MIN_FACTORS, minimum_aberration
 from trainbed.orchestrator.spec import Campaign, DesignSpec
-
-#: fracfact_opt is an exhaustive min-aberration search: instant up to 8 factors, a minute at 10.
-#: Above this many factors it runs with a bounded number of attempts and must beat
-#: fracfact_by_res's design to be chosen.
-_EXHAUSTIVE_FACTORS = 8
-_BOUNDED_FACTORS = 12
-_BOUNDED_ATTEMPTS = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +155,9 @@ def _relation_of(matrix: np.ndarray) -> list[Word]:
 
 
 def _from_resolution(res: int, n: int) -> np.ndarray:
-    if n < 3:
+    """The smallest design that reaches ``res``, of minimum aberration among those (the
+    catalogue of :mod:`min_aberration`), built by pydoe from its generators."""
+    if n < MIN_FACTORS:
         raise DesignError(
             "spec.design.resolution", f"a fraction needs at least 3 factors; there are {n}"
         )
@@ -170,28 +167,21 @@ def _from_resolution(res: int, n: int) -> np.ndarray:
             f"resolution {res} is impossible with {n} factors: a fraction of {n} two-level "
             f"factors reaches at most resolution {n}; use type: full",
         )
+    if n > MAX_FACTORS:
+        raise DesignError(
+            "spec.design.resolution",
+            f"minimum-aberration designs are catalogued for {MIN_FACTORS} to {MAX_FACTORS} "
+            f"factors; with {n}, give spec.design.generators",
+        )
     try:
-        smallest = fracfact_by_res(n, res).astype(int)
+        chosen = minimum_aberration(n, res)
     except ValueError as err:
-        raise DesignError("spec.design.resolution", f"pydoe found no design: {err}") from None
-    candidates = [smallest]
-    p = n - int(np.log2(smallest.shape[0]))
-    if p > 0 and n <= _BOUNDED_FACTORS:
-        attempts = 0 if n <= _EXHAUSTIVE_FACTORS else _BOUNDED_ATTEMPTS
-        try:
-            gen, _, _ = fracfact_opt(n, p, max_attempts=attempts)
-            candidates.append(fracfact(gen).astype(int))
-        except ValueError:
-            pass
-
-    def aberration(matrix: np.ndarray) -> tuple[int, ...]:
-        relation = _relation_of(matrix)
-        reached = resolution(relation) or n + 1
-        return (0 if reached >= res else 1, *word_length_pattern(relation, n))
-
-    best = min(candidates, key=aberration)
-    assert aberration(best)[0] == 0, "pydoe returned a design below the requested resolution"
-    return best
+        raise DesignError("spec.design.resolution", str(err)) from None
+    generators = [
+        Generator(target=chosen.base + j, word=Word(mask))
+        for j, mask in enumerate(chosen.generators)
+    ]
+    return fracfact(_pydoe_generator_string(n, generators)).astype(int)
 
 
 def build_design(campaign: Campaign) -> Design:
