@@ -135,7 +135,7 @@ def tta_bars(tta: pd.DataFrame, directory: Path) -> str | None:
     if tta.empty:
         return None
     fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(tta)), 3.5))
-    values = tta["tta_s"].fillna(0).to_numpy()
+    values = tta["time_to_accuracy_s"].fillna(0).to_numpy()
     colours = ["tab:grey" if c else "tab:blue" for c in tta["censored"]]
     ax.bar(tta["trial_id"], values, color=colours)
     ax.set_ylabel("time to accuracy (s); grey = never reached")

@@ -243,7 +243,7 @@ def write_report(
         _fit_section(results, response, False, out, figs, md)
     for threshold in tta_thresholds or []:
         column = f"time_to_accuracy_{threshold:g}"
-        at = tta[tta["threshold"] == threshold].set_index("trial_id")["tta_s"]
+        at = tta[tta["threshold"] == threshold].set_index("trial_id")["time_to_accuracy_s"]
         trials[column] = trials["trial_id"].map(at).where(trials["status"] == "succeeded")
         _fit_section(
             results,

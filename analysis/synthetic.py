@@ -144,6 +144,7 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                     "train_time_s": 1.0 + 0.1 * e,
                     "val_time_s": 0.2,
                     "val_accuracy": 0.5 + 0.08 * e,
+                    "elapsed_s": sum(1.0 + 0.1 * k + 0.25 for k in range(1, e + 1)),
                     "train_loss": 1.0 / e,
                 }
                 for e in range(1, spec.epochs + 1)

@@ -62,6 +62,8 @@ TB_TAGS: dict[str, str] = {
     "time/epoch_train_s": "training time of this epoch alone, seconds (never cumulative)",
     "time/epoch_val_s": "validation (and test) time of this epoch, seconds",
     "time/epoch_test_s": "test-set evaluation time of this epoch alone (part of epoch_val_s), s",
+    "time/elapsed_s": "time-to-accuracy clock at the end of the epoch's validation: wall seconds "
+    "since the start of training, test-set passes excluded",
     "time/data_wait_s": "time blocked on the DataLoader during the epoch, seconds",
     "time/compute_s": "forward+backward+step time during the epoch, seconds",
     "throughput/samples_per_s": "training samples per second of this epoch, all ranks",
@@ -89,6 +91,10 @@ class EpochRecord(BaseModel):
     compute_s: float | None = None
     #: Test-set evaluation time alone, seconds; a part of ``val_time_s`` (added in v1, optional).
     test_time_s: float | None = None
+    #: The time-to-accuracy clock at the end of this epoch's validation: wall seconds since the
+    #: start of training, test-set passes excluded. ``time_to_accuracy_s`` is its value at the
+    #: epoch that met the target (added in v1, optional).
+    elapsed_s: float | None = None
 
 
 class Result(BaseModel):

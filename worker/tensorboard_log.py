@@ -28,6 +28,7 @@ def epoch_scalars(record: EpochRecord) -> dict[str, float | None]:
         "time/epoch_train_s": record.train_time_s,
         "time/epoch_val_s": record.val_time_s,
         "time/epoch_test_s": record.test_time_s,
+        "time/elapsed_s": record.elapsed_s,
         "time/data_wait_s": record.data_wait_s,
         "time/compute_s": record.compute_s,
         "throughput/samples_per_s": record.samples_per_s,

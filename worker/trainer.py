@@ -234,6 +234,9 @@ class Trainer:
                 identical_models=identical,
             )
             t3 = time.perf_counter()
+            # the time-to-accuracy clock: training wall time up to the end of this validation,
+            # without the test-set passes of earlier epochs (this epoch's comes after t2)
+            elapsed = t2 - train_start - test_time_total
             test_time_total += t3 - t2
             test_energy_total += _delta(self.meter.joules(), test_joules) or 0.0
             data_wait, compute = self.log.epoch_sums(epoch)
@@ -250,13 +253,14 @@ class Trainer:
                 samples_per_s=samples / train_time if train_time > 0 else None,
                 data_wait_s=data_wait,
                 compute_s=compute,
+                elapsed_s=elapsed,
             )
             self.epochs.append(record)
             if tb is not None:
                 tb.epoch(record)
             if self.tracker is not None and self.tracker.update(epoch, val_acc):
                 # val_acc is the same number on every rank, so all ranks agree on this epoch.
-                self.time_to_accuracy_s = t2 - train_start - (test_time_total - (t3 - t2))
+                self.time_to_accuracy_s = elapsed
                 used = _delta(self.meter.joules(), energy_start)
                 self.energy_to_accuracy_j = None if used is None else used - test_energy_total
             if broadcast_flag(bool(self.tracker and self.tracker.met), device):
