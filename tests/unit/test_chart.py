@@ -7,7 +7,6 @@ says so, unless ``TRAINBED_SKIP_CLUSTER=1``. The values-schema and RBAC-text che
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
+
+from tests.cluster import launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trainbed"
@@ -52,12 +53,13 @@ VALUE_SETS = {
 
 
 def find_helm() -> str | None:
-    """``$HELM``, then the cached cluster toolchain's helm, then ``helm`` on PATH."""
+    """``$HELM``, then the cluster toolchain's helm (built by ``scripts/cluster build``, which
+    ``make test`` runs first), then ``helm`` on PATH."""
     if os.environ.get("HELM"):
         return os.environ["HELM"]
-    cached = sorted(glob.glob(os.path.expanduser("~/.cache/trainbed/k8s-*/bin/helm")))
-    if cached:
-        return cached[-1]
+    cached = Path(launcher.helm_path())  # honours $TRAINBED_CACHE
+    if cached.exists():
+        return str(cached)
     return shutil.which("helm")
 
 
