@@ -20,7 +20,7 @@ import yaml
 from trainbed.analysis.tbevents import read_campaign_scalars, read_trial_scalars
 from trainbed.contract.errors import ResultsError
 from trainbed.contract.layout import CAMPAIGN_FILE, DESIGN_COLUMNS, DESIGN_FILE
-from trainbed.worker.records import ITERATION_COLUMNS, ITERATIONS_DIR, RESULT_FILE
+from trainbed.contract.records import ITERATION_COLUMNS, ITERATIONS_DIR, RESULT_FILE
 
 #: Response name -> result.json field (contract).
 RESPONSE_FIELDS: dict[str, str] = {

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trainbed.worker.records import ITERATION_COLUMNS, TB_DIR
+from trainbed.contract.records import ITERATION_COLUMNS, TB_DIR
 
 
 @dataclass

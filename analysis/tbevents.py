@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainbed.worker.records import TB_DIR
+from trainbed.contract.records import TB_DIR
 
 SCALAR_COLUMNS = ["tag", "step", "value", "wall_time"]
 _HEADER = 12  # u64 length + u32 masked CRC of the length

@@ -30,14 +30,14 @@ from kubernetes.client.exceptions import ApiException
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.cluster import launcher  # noqa: E402
-from trainbed.orchestrator.cluster_commands import campaign_object  # noqa: E402
-from trainbed.orchestrator.controller import Controller  # noqa: E402
-from trainbed.orchestrator.crd import campaign_crd  # noqa: E402
-from trainbed.orchestrator.design import build_design  # noqa: E402
-from trainbed.orchestrator.kube_api import KubeApi  # noqa: E402
-from trainbed.orchestrator.manifests import trial_configmap, trial_job, trial_service  # noqa: E402
-from trainbed.orchestrator.spec import Campaign, parse_campaign  # noqa: E402
-from trainbed.orchestrator.trials import trial_spec  # noqa: E402
+from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
+from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
+from trainbed.orchestrator.kube.controller import Controller  # noqa: E402
+from trainbed.orchestrator.kube.crd import campaign_crd  # noqa: E402
+from trainbed.orchestrator.kube.manifests import trial_configmap, trial_job, trial_service  # noqa: E402
+from trainbed.orchestrator.plan.design import build_design  # noqa: E402
+from trainbed.orchestrator.plan.spec import Campaign, parse_campaign  # noqa: E402
+from trainbed.orchestrator.plan.trials import trial_spec  # noqa: E402
 
 
 def campaign(name: str, trials: int, concurrency: int, duration: str) -> Campaign:

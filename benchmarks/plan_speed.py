@@ -2,7 +2,7 @@
 
 It times the pure design path several times and prints the median; the baseline beside it is the
 bare pydoe call, so the ratio shows what trainbed's structure computation costs on top. The
-minimum-aberration look-up (orchestrator/min_aberration.py) is timed in the same loop, with its
+minimum-aberration look-up (orchestrator/plan/min_aberration.py) is timed in the same loop, with its
 cache cleared each time, and its design is printed beside the plan's, so the line shows whether
 the plan got the MA design. The default is 10 factors at resolution IV; for the largest case the
 catalogue holds, ``python benchmarks/plan_speed.py --factors 12 --resolution 5``.
@@ -17,9 +17,9 @@ import time
 
 from pydoe import fracfact_by_res
 
-from trainbed.orchestrator import min_aberration
-from trainbed.orchestrator.design import build_design
-from trainbed.orchestrator.spec import parse_campaign
+from trainbed.orchestrator.plan import min_aberration
+from trainbed.orchestrator.plan.design import build_design
+from trainbed.orchestrator.plan.spec import parse_campaign
 
 TARGETS = {
     "workload.epochs": [1, 2],

@@ -59,9 +59,9 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the design: runs in run order, levels, generators, defining relation, aliases."""
-    from trainbed.orchestrator.design import build_design
-    from trainbed.orchestrator.plan_view import plan_json, render_plan
-    from trainbed.orchestrator.spec import load_campaign
+    from trainbed.orchestrator.plan.design import build_design
+    from trainbed.orchestrator.plan.spec import load_campaign
+    from trainbed.orchestrator.plan.view import plan_json, render_plan
 
     campaign = load_campaign(_path(file))
     design = build_design(campaign)
@@ -75,7 +75,7 @@ def plan(
 @_friendly
 def schema() -> None:
     """Print the JSON Schema of the campaign file."""
-    from trainbed.orchestrator.spec import campaign_json_schema
+    from trainbed.orchestrator.plan.spec import campaign_json_schema
 
     sys.stdout.write(json.dumps(campaign_json_schema(), indent=2) + "\n")
 
@@ -154,7 +154,7 @@ def submit(
     namespace: Annotated[str, typer.Option()] = "default",
 ) -> None:
     """Create (or update) the Campaign resource in the cluster."""
-    from trainbed.orchestrator.cluster_commands import submit as _submit
+    from trainbed.orchestrator.kube.commands import submit as _submit
 
     _submit(_path(file), namespace=namespace, console=console)
 
@@ -168,7 +168,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show a Campaign's progress and its trials."""
-    from trainbed.orchestrator.cluster_commands import status as _status
+    from trainbed.orchestrator.kube.commands import status as _status
 
     _status(name, namespace=namespace, watch=watch, as_json=as_json, console=console)
 
@@ -182,7 +182,7 @@ def logs(
     rank: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Print a trial's worker log."""
-    from trainbed.orchestrator.cluster_commands import logs as _logs
+    from trainbed.orchestrator.kube.commands import logs as _logs
 
     _logs(name, trial, namespace=namespace, rank=rank, console=console)
 
@@ -195,7 +195,7 @@ def collect(
     namespace: Annotated[str, typer.Option()] = "default",
 ) -> None:
     """Copy a campaign's results directory from the cluster's PVC."""
-    from trainbed.orchestrator.cluster_commands import collect as _collect
+    from trainbed.orchestrator.kube.commands import collect as _collect
 
     _collect(name, out=_path(out), namespace=namespace, console=console)
 
@@ -206,7 +206,7 @@ def controller(
     namespace: Annotated[str, typer.Option(help="Namespace to watch.")] = "default",
 ) -> None:
     """Run the Campaign controller (in the cluster, or from a laptop)."""
-    from trainbed.orchestrator.controller import run_controller
+    from trainbed.orchestrator.kube.controller import run_controller
 
     run_controller(namespace=namespace)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from trainbed.worker.records import Result
-from trainbed.worker.trial import TrialSpec
+from trainbed.contract.records import Result
+from trainbed.contract.trial import TrialSpec
 
 
 class Phase(StrEnum):

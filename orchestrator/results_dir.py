@@ -1,7 +1,7 @@
 """The results directory (contract): where a campaign's files go, and how a run resumes.
 
 ``DIR/<campaign>/`` holds campaign.yaml and design.csv (written first), ``trials/<id>/`` per trial
-(files named in :mod:`trainbed.worker.records`), ``attempts/`` for partial output moved aside on
+(files named in :mod:`trainbed.contract.records`), ``attempts/`` for partial output moved aside on
 resume, and ``report/``. A lock file keeps two drivers off one directory.
 """
 
@@ -20,11 +20,11 @@ import yaml
 
 import trainbed
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.design import Design
-from trainbed.orchestrator.spec import Campaign
-from trainbed.orchestrator.trials import design_csv
-from trainbed.worker.records import RESULT_FILE, TRIAL_FILE, atomic_write_text
-from trainbed.worker.trial import TrialSpec
+from trainbed.contract.records import RESULT_FILE, TRIAL_FILE, atomic_write_text
+from trainbed.contract.trial import TrialSpec
+from trainbed.orchestrator.plan.design import Design
+from trainbed.orchestrator.plan.spec import Campaign
+from trainbed.orchestrator.plan.trials import design_csv
 
 CAMPAIGN_FILE = "campaign.yaml"
 DESIGN_FILE = "design.csv"

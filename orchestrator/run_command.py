@@ -18,15 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.design import build_design
+from trainbed.contract.records import Result, read_result
+from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
-from trainbed.orchestrator.limits import detect_enforcer
-from trainbed.orchestrator.local_executor import LocalExecutor
+from trainbed.orchestrator.local.executor import LocalExecutor
+from trainbed.orchestrator.local.limits import detect_enforcer
+from trainbed.orchestrator.plan.design import build_design
+from trainbed.orchestrator.plan.spec import Campaign, load_campaign
+from trainbed.orchestrator.plan.trials import trial_spec
 from trainbed.orchestrator.results_dir import ResultsDir
-from trainbed.orchestrator.spec import Campaign, load_campaign
-from trainbed.orchestrator.trials import trial_spec
-from trainbed.worker.records import Result, read_result
-from trainbed.worker.trial import TrialSpec
 
 
 class TimingConfoundWarning(UserWarning):
@@ -84,7 +84,7 @@ def run_campaign(
 ) -> int:
     console = console or Console()
     if backend == "kubernetes":
-        from trainbed.orchestrator.cluster_commands import run_on_cluster
+        from trainbed.orchestrator.kube.commands import run_on_cluster
 
         collected = run_on_cluster(file, namespace=namespace, out=out, console=console)
         if collected is not None and analyze:

@@ -23,10 +23,10 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from trainbed.worker.quantity import threads_for_cpu
+from trainbed.contract.quantity import threads_for_cpu
+from trainbed.contract.records import append_timestamp, write_result
+from trainbed.contract.trial import TrialSpec
 from trainbed.worker.rank_env import RankEnvError, rank_env
-from trainbed.worker.records import append_timestamp, write_result
-from trainbed.worker.trial import TrialSpec
 
 EXIT_TERMINATED = 143
 

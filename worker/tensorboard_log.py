@@ -1,6 +1,6 @@
 """TensorBoard output of rank 0: the stable per-epoch scalars and the trial's hparams.
 
-Tags are :data:`trainbed.worker.records.TB_TAGS` (seed 001 reads "accuracy per epoch"), the step
+Tags are :data:`trainbed.contract.records.TB_TAGS` (seed 001 reads "accuracy per epoch"), the step
 is the 1-based epoch. The hparams (factor levels as ``level/<name>`` plus the key workload and
 resource fields) go into the same ``tb/`` directory, so one run in TensorBoard's HParams view is
 one trial. Only rank 0 creates a writer; the other ranks get none and pay nothing.
@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainbed.worker.records import TB_DIR, EpochRecord
-from trainbed.worker.trial import TrialSpec
+from trainbed.contract.records import TB_DIR, EpochRecord
+from trainbed.contract.trial import TrialSpec
 
 
 def epoch_scalars(record: EpochRecord) -> dict[str, float | None]:

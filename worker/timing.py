@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainbed.worker.records import ITERATION_COLUMNS
+from trainbed.contract.records import ITERATION_COLUMNS
 
 
 class IterationLog:

@@ -5,7 +5,7 @@ It fixes what the seeds' testbed measured wrongly: every rank trains on its own 
 epoch is timed on its own (never cumulatively), and the validation and test sets are evaluated
 whole, each sample once. It stops early once the accuracy target holds (seed 004) and uses torch's
 own model averagers for local SGD (seed 000's sync period). Whatever happens, :meth:`Trainer.run`
-or :meth:`Trainer.failed` produces the rank's :class:`~trainbed.worker.records.Result`, and the
+or :meth:`Trainer.failed` produces the rank's :class:`~trainbed.contract.records.Result`, and the
 iterations and shards are written once, after training, never inside the hot loop.
 """
 
@@ -29,15 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import trainbed
-from trainbed.worker.datasets import VALIDATION_SEED, Arrays, load_dataset, validation_split
-from trainbed.worker.distributed import all_sum, broadcast_flag, init_group
-from trainbed.worker.energy import EnergyMeter, NoMeter, energy_meter
-from trainbed.worker.epoch_loop import EpochTotals, run_epoch, train_step
-from trainbed.worker.evaluation import evaluate
-from trainbed.worker.models import build_model
-from trainbed.worker.optimizers import make_optimizer
-from trainbed.worker.rank_env import RankEnv
-from trainbed.worker.records import (
+from trainbed.contract.records import (
     SHARDS_DIR,
     EpochRecord,
     Result,
@@ -46,10 +38,18 @@ from trainbed.worker.records import (
     now_iso,
     shards_path,
 )
+from trainbed.contract.trial import TrialSpec
+from trainbed.worker.datasets import VALIDATION_SEED, Arrays, load_dataset, validation_split
+from trainbed.worker.distributed import all_sum, broadcast_flag, init_group
+from trainbed.worker.energy import EnergyMeter, NoMeter, energy_meter
+from trainbed.worker.epoch_loop import EpochTotals, run_epoch, train_step
+from trainbed.worker.evaluation import evaluate
+from trainbed.worker.models import build_model
+from trainbed.worker.optimizers import make_optimizer
+from trainbed.worker.rank_env import RankEnv
 from trainbed.worker.stopping import TargetTracker, epochs_to_run
 from trainbed.worker.tensorboard_log import TensorBoardLog
 from trainbed.worker.timing import IterationLog
-from trainbed.worker.trial import TrialSpec
 
 __all__ = ["SHARDS_DIR", "EpochTotals", "Trainer", "make_optimizer", "run_epoch", "train_step"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -51,6 +52,21 @@ def _wait_for(
             return False
         time.sleep(0.05)
     raise AssertionError("kill point never reached")
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait for each process to exit (a pidfd turns readable when it does): an event, not a
+    sleep, so a loaded machine only makes this slower, never wrong."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
 
 
 def _workers_of(root: Path) -> list[int]:
@@ -129,7 +145,9 @@ def test_kill_driver_at_five_points_then_resume(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.wait()
-        time.sleep(0.5)
+        # the kernel's death signal is on its way to every worker; a worker that was really
+        # orphaned would still be running after the whole minute
+        _wait_gone(_workers_of(root), timeout=60)
         assert not _workers_of(root), f"workers outlived the driver killed at {name!r}"
         resume = True
     assert killed >= 5

@@ -23,11 +23,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from trainbed.orchestrator.cluster_commands import campaign_object
-from trainbed.orchestrator.controller import Controller
-from trainbed.orchestrator.crd import campaign_crd
-from trainbed.orchestrator.kube_api import KubeApi
-from trainbed.orchestrator.spec import parse_campaign
+from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.commands import campaign_object
+from trainbed.orchestrator.kube.controller import Controller
+from trainbed.orchestrator.kube.crd import campaign_crd
+from trainbed.orchestrator.plan.spec import parse_campaign
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 

@@ -56,7 +56,7 @@ def test_light_verbs_import_no_heavy_stack(argv: tuple[str, ...]) -> None:
     loaded = _modules_after(*argv)
     assert "trainbed.orchestrator.cli" in loaded
     if argv[0] == "plan":
-        assert "trainbed.orchestrator.design" in loaded, "the probe did not run plan"
+        assert "trainbed.orchestrator.plan.design" in loaded, "the probe did not run plan"
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert not heavy, f"`trainbed {' '.join(argv)}` imported {heavy[:10]}"
 

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from trainbed.orchestrator.crd import campaign_crd, campaign_crd_yaml, structural_schema
-from trainbed.orchestrator.spec import Campaign
+from trainbed.orchestrator.kube.crd import campaign_crd, campaign_crd_yaml, structural_schema
+from trainbed.orchestrator.plan.spec import Campaign
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_CRD = ROOT / "charts" / "trainbed" / "crds" / "campaigns.trainbed.io.yaml"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from trainbed.orchestrator.aliasing import (
+from trainbed.orchestrator.cli import app
+from trainbed.orchestrator.plan.aliasing import (
     Word,
     alias_groups,
     defining_relation,
@@ -18,10 +19,9 @@ from trainbed.orchestrator.aliasing import (
     mask_of,
     resolution,
 )
-from trainbed.orchestrator.cli import app
-from trainbed.orchestrator.design import build_design
-from trainbed.orchestrator.spec import parse_campaign
-from trainbed.orchestrator.trials import design_csv, trial_spec
+from trainbed.orchestrator.plan.design import build_design
+from trainbed.orchestrator.plan.spec import parse_campaign
+from trainbed.orchestrator.plan.trials import design_csv, trial_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED001 = ROOT / "experiments" / "fmnist-2k1.yaml"
@@ -180,7 +180,7 @@ def test_alias_groups_for_half_fraction() -> None:
 
 
 def test_design_csv_columns_and_trial_spec() -> None:
-    from trainbed.orchestrator.spec import load_campaign
+    from trainbed.orchestrator.plan.spec import load_campaign
 
     c = load_campaign(SEED001)
     design = build_design(c)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from trainbed.contract.records import Result
+from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.driver import (
     Done,
     Driver,
@@ -14,8 +16,6 @@ from trainbed.orchestrator.driver import (
     Stop,
     decide,
 )
-from trainbed.worker.records import Result
-from trainbed.worker.trial import Resources, TrialSpec, Workload
 
 P, R, F, D = Phase.PENDING, Phase.RUNNING, Phase.FINISHED, Phase.RECORDED
 

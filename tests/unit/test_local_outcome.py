@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from trainbed.orchestrator.limits import cfs_quota_us, cpu_max, plan_limits
-from trainbed.orchestrator.local_executor import outcome, rank_environment
-from trainbed.worker.records import Result
-from trainbed.worker.trial import Resources, TrialSpec, Workload
+from trainbed.contract.records import Result
+from trainbed.contract.trial import Resources, TrialSpec, Workload
+from trainbed.orchestrator.local.executor import outcome, rank_environment
+from trainbed.orchestrator.local.limits import cfs_quota_us, cpu_max, plan_limits
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 SPEC = TrialSpec(

@@ -16,11 +16,11 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import latest_version
 
-from trainbed.orchestrator import manifests, results_volume
-from trainbed.orchestrator.design import build_design
-from trainbed.orchestrator.spec import Campaign, load_campaign
-from trainbed.orchestrator.trials import trial_spec
-from trainbed.worker.trial import TrialSpec
+from trainbed.contract.trial import TrialSpec
+from trainbed.orchestrator.kube import manifests, results_volume
+from trainbed.orchestrator.plan.design import build_design
+from trainbed.orchestrator.plan.spec import Campaign, load_campaign
+from trainbed.orchestrator.plan.trials import trial_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = latest_version()

@@ -29,20 +29,20 @@ import numpy as np
 import pytest
 from pydoe import fracfact, fracfact_by_res, fracfact_opt
 
-from trainbed.orchestrator.aliasing import (
+from trainbed.orchestrator.plan.aliasing import (
     defining_relation,
     generators_from_matrix,
     resolution,
     word_length_pattern,
 )
-from trainbed.orchestrator.min_aberration import (
+from trainbed.orchestrator.plan.min_aberration import (
     MADesign,
     design_of,
     minimum_aberration,
     search_minimum_aberration,
     smallest_runs,
 )
-from trainbed.orchestrator.min_aberration_catalog import CATALOG
+from trainbed.orchestrator.plan.min_aberration_catalog import CATALOG
 
 # (k, requested R, runs, resolution reached, FrF2 catlg name, published generators, A3..Ak)
 PUBLISHED = [
@@ -251,7 +251,7 @@ def test_small_factor_counts_and_texts() -> None:
 def test_lookup_is_fast_in_a_fresh_process() -> None:
     code = (
         "import time; t = time.perf_counter(); "
-        "from trainbed.orchestrator.min_aberration import minimum_aberration as m; "
+        "from trainbed.orchestrator.plan.min_aberration import minimum_aberration as m; "
         "d = m(12, 5); print(time.perf_counter() - t, d.runs)"
     )
     start = time.perf_counter()

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from kubernetes.utils import parse_quantity as official
 
-from trainbed.worker.quantity import cpu_cores, memory_bytes, parse_quantity, threads_for_cpu
+from trainbed.contract.quantity import cpu_cores, memory_bytes, parse_quantity, threads_for_cpu
 
 CASES = [
     "750m",

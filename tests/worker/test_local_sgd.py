@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.worker.test_processes import run_trial
-from trainbed.worker.records import read_result
+from trainbed.contract.records import read_result
 
 
 @pytest.mark.slow

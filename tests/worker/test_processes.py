@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from trainbed.worker.records import ITERATION_COLUMNS, TB_TAGS, read_result
+from trainbed.contract.records import ITERATION_COLUMNS, TB_TAGS, read_result
 
 
 def free_port() -> int:

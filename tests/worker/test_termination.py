@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.worker.test_processes import logs, start_ranks, timestamps, wait_for_starts, write_spec
-from trainbed.worker.records import read_result
+from trainbed.contract.records import read_result
 
 
 @pytest.mark.slow

@@ -17,15 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from trainbed.contract.records import RESULT_FILE, Result, write_result
+from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
-from trainbed.orchestrator.informer import Changes, Informer
-from trainbed.orchestrator.kube_api import KubeApi
-from trainbed.orchestrator.manifests import job_name, trial_configmap, trial_job, trial_service
+from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.informer import Changes, Informer
+from trainbed.orchestrator.kube.manifests import job_name, trial_configmap, trial_job, trial_service
+from trainbed.orchestrator.kube.status import job_finished, trial_status
+from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir
-from trainbed.orchestrator.spec import Campaign
-from trainbed.orchestrator.trial_status import job_finished, trial_status
-from trainbed.worker.records import RESULT_FILE, Result, write_result
-from trainbed.worker.trial import TrialSpec
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainbed.worker.quantity import cpu_cores, memory_bytes, threads_for_cpu
-from trainbed.worker.trial import Resources
+from trainbed.contract.quantity import cpu_cores, memory_bytes, threads_for_cpu
+from trainbed.contract.trial import Resources
 
 CFS_PERIOD_US = 100_000
 

@@ -2,9 +2,9 @@
 
 pydoe builds the matrices (``fullfact`` for full factorials, ``fracfact`` for fractions, from the
 user's generators or, for a requested resolution, from the minimum-aberration catalogue of
-:mod:`~trainbed.orchestrator.min_aberration`). Everything else
+:mod:`~trainbed.orchestrator.plan.min_aberration`). Everything else
 is computed here from the matrix itself, never typed in: the generators, the defining relation,
-the resolution and the aliases (:mod:`trainbed.orchestrator.aliasing`). Rows are keyed by their
+the resolution and the aliases (:mod:`trainbed.orchestrator.plan.aliasing`). Rows are keyed by their
 coded levels and put in standard order, so pydoe's row order never leaks into trial IDs.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from trainbed.contract.errors import DesignError
-from trainbed.orchestrator.aliasing import (
+from trainbed.orchestrator.plan.aliasing import (
     LETTERS,
     Generator,
     Word,
@@ -29,9 +29,9 @@ from trainbed.orchestrator.aliasing import (
     resolution,
     word_length_pattern,
 )
-from trainbed.orchestrator.doe import fracfact, fullfact
-from trainbed.orchestrator.min_aberration import MAX_FACTORS, MIN_FACTORS, minimum_aberration
-from trainbed.orchestrator.spec import Campaign, DesignSpec
+from trainbed.orchestrator.plan.doe import fracfact, fullfact
+from trainbed.orchestrator.plan.min_aberration import MAX_FACTORS, MIN_FACTORS, minimum_aberration
+from trainbed.orchestrator.plan.spec import Campaign, DesignSpec
 
 
 @dataclass(frozen=True, kw_only=True)

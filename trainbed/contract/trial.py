@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trainbed.worker.quantity import parse_quantity
+from trainbed.contract.quantity import parse_quantity
 
 Dataset = Literal["mnist", "fashion-mnist", "cifar10", "digits", "synthetic"]
 Model = Literal[

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from trainbed.contract.errors import SpecError, UserError
-from trainbed.orchestrator.design import build_design
 from trainbed.orchestrator.driver import Driver
-from trainbed.orchestrator.informer import Informer
-from trainbed.orchestrator.kube_api import KubeApi
-from trainbed.orchestrator.kube_executor import ClusterCaches, KubernetesExecutor
-from trainbed.orchestrator.manifests import owner_reference
+from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
+from trainbed.orchestrator.kube.informer import Informer
+from trainbed.orchestrator.kube.manifests import owner_reference
+from trainbed.orchestrator.plan.design import build_design
+from trainbed.orchestrator.plan.spec import Campaign, parse_campaign
+from trainbed.orchestrator.plan.trials import trial_spec
 from trainbed.orchestrator.results_dir import ResultsDir
-from trainbed.orchestrator.spec import Campaign, parse_campaign
-from trainbed.orchestrator.trials import trial_spec
 
 log = logging.getLogger(__name__)
 RESYNC_S = 30.0

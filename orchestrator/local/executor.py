@@ -1,7 +1,7 @@
 """The local executor: each trial is a group of worker processes on this machine (gloo, loopback).
 
 It starts ``parallelism`` ranks of ``trainbed worker`` with the torchrun-style environment the
-worker expects, puts each rank under its limits (:mod:`trainbed.orchestrator.limits`), watches
+worker expects, puts each rank under its limits (:mod:`trainbed.orchestrator.local.limits`), watches
 them, and turns what it saw into the trial's recorded outcome: an OOM kill becomes
 ``oom_killed``, a stop for time ``timed_out``, a crash ``failed`` with the exit codes and the end
 of the log. Workers die with the driver (PR_SET_PDEATHSIG), so a killed driver leaves no trial
@@ -23,10 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from trainbed.orchestrator.driver import Observation, Phase
-from trainbed.orchestrator.limits import Enforcer, RankCgroup, RankLimits, plan_limits
-from trainbed.orchestrator.results_dir import TRIALS_DIR, ResultsDir
-from trainbed.worker.records import (
+from trainbed.contract.records import (
     TIMESTAMPS_FILE,
     Result,
     log_path,
@@ -34,7 +31,10 @@ from trainbed.worker.records import (
     read_result,
     write_result,
 )
-from trainbed.worker.trial import TrialSpec
+from trainbed.contract.trial import TrialSpec
+from trainbed.orchestrator.driver import Observation, Phase
+from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
+from trainbed.orchestrator.results_dir import TRIALS_DIR, ResultsDir
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -111,9 +111,14 @@ class _Trial:
 def _preexec(paths: list[Path], cpus: tuple[int, ...] | None) -> Any:
     """Runs in the child between fork and exec: die with the driver, join the cgroups, pin."""
 
+    parent = os.getpid()
+
     def setup() -> None:
         if _LIBC is not None:
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                # the driver died between fork and prctl: the death signal will never come
+                os._exit(1)
         pid = str(os.getpid()).encode()
         for path in paths:
             fd = os.open(path / "cgroup.procs", os.O_WRONLY)

@@ -28,7 +28,7 @@ from functools import cache
 
 import numpy as np
 
-from trainbed.orchestrator.aliasing import (
+from trainbed.orchestrator.plan.aliasing import (
     LETTERS,
     Word,
     defining_relation,
@@ -36,7 +36,7 @@ from trainbed.orchestrator.aliasing import (
     resolution,
     word_length_pattern,
 )
-from trainbed.orchestrator.min_aberration_catalog import CATALOG
+from trainbed.orchestrator.plan.min_aberration_catalog import CATALOG
 
 #: The largest run count looked at: 2^8. Campaigns of trials are expensive; beyond 256 runs a
 #: person should choose the design on purpose rather than by resolution.

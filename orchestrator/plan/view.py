@@ -7,8 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from trainbed.orchestrator.design import Design
-from trainbed.orchestrator.spec import Campaign
+from trainbed.orchestrator.plan.design import Design
+from trainbed.orchestrator.plan.spec import Campaign
 
 
 def plan_json(campaign: Campaign, design: Design) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``trainbed submit | status | logs | collect`` and ``run --backend kubernetes``.
 
-Thin adapters over :mod:`trainbed.orchestrator.kube_api`: the Campaign resource is the interface,
+Thin adapters over :mod:`trainbed.orchestrator.kube.api`: the Campaign resource is the interface,
 so everything here also works with plain ``kubectl``.
 """
 
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from trainbed.contract.errors import ClusterError, UserError
-from trainbed.orchestrator.kube_api import KubeApi
-from trainbed.orchestrator.spec import Campaign, load_campaign
+from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.plan.spec import Campaign, load_campaign
 
 
 def campaign_object(campaign: Campaign, namespace: str) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def collect(
     timeout_s: float = 120,
 ) -> Path:
     """Copy ``<results_path>/<name>`` from the PVC via a short-lived reader pod and exec+tar."""
-    from trainbed.orchestrator.results_volume import reader_pod
+    from trainbed.orchestrator.kube.results_volume import reader_pod
 
     api = api or KubeApi.from_environment()
     obj = api.get_campaign(namespace, name)
@@ -178,7 +178,7 @@ def run_on_cluster(
     collect_results: bool = True,
 ) -> Path | None:
     """``trainbed run --backend kubernetes``: submit, drive it from here, then collect."""
-    from trainbed.orchestrator.controller import Controller
+    from trainbed.orchestrator.kube.controller import Controller
 
     campaign = load_campaign(file)
     api = api or KubeApi.from_environment()

@@ -11,9 +11,9 @@ import hashlib
 import io
 from typing import Any
 
-from trainbed.orchestrator.design import Design, Run
-from trainbed.orchestrator.spec import Campaign, apply_levels
-from trainbed.worker.trial import TrialSettings, TrialSpec
+from trainbed.contract.trial import TrialSettings, TrialSpec
+from trainbed.orchestrator.plan.design import Design, Run
+from trainbed.orchestrator.plan.spec import Campaign, apply_levels
 
 
 def trial_seed(base_seed: int, trial_id: str) -> int:

@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainbed.contract.errors import SpecError
-from trainbed.worker.quantity import parse_quantity
-from trainbed.worker.trial import TrialSettings
+from trainbed.contract.quantity import parse_quantity
+from trainbed.contract.trial import TrialSettings
 
 API_VERSION = "trainbed.io/v1alpha1"
 KIND = "Campaign"

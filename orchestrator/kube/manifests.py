@@ -18,10 +18,10 @@ import math
 import re
 from typing import Any
 
-from trainbed.orchestrator.spec import Campaign
-from trainbed.worker.quantity import threads_for_cpu
-from trainbed.worker.records import TRIAL_FILE
-from trainbed.worker.trial import TrialSpec
+from trainbed.contract.quantity import threads_for_cpu
+from trainbed.contract.records import TRIAL_FILE
+from trainbed.contract.trial import TrialSpec
+from trainbed.orchestrator.plan.spec import Campaign
 
 #: Where the trial's ConfigMap is mounted; the worker reads ``SPEC_DIR/trial.json``.
 SPEC_DIR = "/etc/trainbed"
