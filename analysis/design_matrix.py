@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from trainbed.analysis.aliases import estimable_terms
+from trainbed.contract.layout import coded_column
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _candidates(
     usable: pd.DataFrame, factors: list[dict[str, Any]]
 ) -> list[tuple[ModelTerm, Block]]:
     names = [f["name"] for f in factors]
-    coded = {n: usable[f"{n}_coded"].to_numpy() for n in names}
+    coded = {n: usable[coded_column(n)].to_numpy() for n in names}
     if all(len(f["levels"]) == 2 for f in factors):
         points = np.unique(np.column_stack([coded[n] for n in names]).astype(int), axis=0)
         out = []

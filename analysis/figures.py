@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from trainbed.analysis.anova import Fit  # noqa: E402
+from trainbed.contract.layout import coded_column
 
 
 def _save(fig: plt.Figure, directory: Path, stem: str) -> list[str]:
@@ -37,8 +38,8 @@ def main_effects(trials: pd.DataFrame, factors: list[str], response: str, direct
         1, len(factors), figsize=(3 * len(factors), 3), sharey=True, squeeze=False
     )
     for ax, name in zip(axes[0], factors, strict=True):
-        means = trials.groupby(f"{name}_coded")[response].mean()
-        labels = trials.groupby(f"{name}_coded")[name].first()
+        means = trials.groupby(coded_column(name))[response].mean()
+        labels = trials.groupby(coded_column(name))[name].first()
         ax.plot(range(len(means)), means.to_numpy(), marker="o")
         ax.set_xticks(range(len(means)), [str(v) for v in labels.to_numpy()], rotation=20)
         ax.set_title(name)
@@ -55,7 +56,7 @@ def interactions(
         return None
     fig, axes = plt.subplots(1, len(pairs), figsize=(3 * len(pairs), 3), squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs, strict=True):
-        table = trials.groupby([f"{a}_coded", f"{b}_coded"])[response].mean().unstack()
+        table = trials.groupby([coded_column(a), coded_column(b)])[response].mean().unstack()
         for column in table.columns:
             ax.plot(
                 table.index.to_numpy(), table[column].to_numpy(), marker="o", label=f"{b}={column}"

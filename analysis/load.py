@@ -19,8 +19,14 @@ import yaml
 
 from trainbed.analysis.tbevents import read_campaign_scalars, read_trial_scalars
 from trainbed.contract.errors import ResultsError
-from trainbed.contract.layout import CAMPAIGN_FILE, DESIGN_COLUMNS, DESIGN_FILE
-from trainbed.contract.records import ITERATION_COLUMNS, ITERATIONS_DIR, RESULT_FILE
+from trainbed.contract.layout import (
+    CAMPAIGN_FILE,
+    DESIGN_COLUMNS,
+    DESIGN_FILE,
+    ResultsLayout,
+    coded_column,
+)
+from trainbed.contract.records import ITERATION_COLUMNS
 
 #: Response name -> result.json field (contract).
 RESPONSE_FIELDS: dict[str, str] = {
@@ -89,7 +95,8 @@ def _read_result(path: Path, notes: list[str]) -> dict[str, Any] | None:
 def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
     """campaign.yaml and design.csv, the two files a results directory cannot do without; a
     :class:`ResultsError` naming the file (and the column) when either is unusable."""
-    spec_file, design_file = root / CAMPAIGN_FILE, root / DESIGN_FILE
+    layout = ResultsLayout(root)
+    spec_file, design_file = layout.campaign_file, layout.design_file
     if not spec_file.is_file() or not design_file.is_file():
         raise ResultsError(
             f"{root}: not a results directory (it needs {CAMPAIGN_FILE} and {DESIGN_FILE}; "
@@ -110,7 +117,7 @@ def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd
         raise ResultsError(f"{design_file}: unreadable ({_one_line(err)})") from None
     required = list(DESIGN_COLUMNS)
     for factor in factors:
-        required += [factor["name"], f"{factor['name']}_coded"]
+        required += [factor["name"], coded_column(factor["name"])]
     missing = [column for column in required if column not in design.columns]
     if missing:
         raise ResultsError(
@@ -131,25 +138,20 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
     """
     root = Path(directory)
     campaign, factors, design = _read_campaign(root)
+    layout = ResultsLayout(root)
     notes: list[str] = []
     rows = []
     epoch_rows = []
     iteration_frames = []
     scalar_frames = []
     for trial_id in design["trial_id"]:
-        trial_dir = root / "trials" / trial_id
-        result = (
-            _read_result(trial_dir / RESULT_FILE, notes)
-            if (trial_dir / RESULT_FILE).exists()
-            else None
-        )
+        files = layout.trial(trial_id)
+        result = _read_result(files.result_file, notes) if files.result_file.exists() else None
         row: dict[str, Any] = {"trial_id": trial_id}
         if result is None:
             row["status"] = "missing"
             row["reason"] = (
-                "no result.json"
-                if not trial_dir.exists() or not (trial_dir / RESULT_FILE).exists()
-                else "unreadable result.json"
+                "no result.json" if not files.result_file.exists() else "unreadable result.json"
             )
         else:
             for column in RESULT_COLUMNS:
@@ -159,7 +161,7 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
             for epoch in result.get("epochs") or []:
                 epoch_rows.append({"trial_id": trial_id, **epoch})
         rows.append(row)
-        for path in sorted((trial_dir / ITERATIONS_DIR).glob("rank-*.csv")):
+        for path in sorted(files.iterations_dir.glob("rank-*.csv")):
             try:
                 frame = pd.read_csv(path)
             except (OSError, ValueError, pd.errors.ParserError) as err:
@@ -174,7 +176,7 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
                 continue
             frame.insert(0, "trial_id", trial_id)
             iteration_frames.append(frame)
-    trial_dirs = {trial_id: root / "trials" / trial_id for trial_id in design["trial_id"]}
+    trial_dirs = {trial_id: layout.trial(trial_id).root for trial_id in design["trial_id"]}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if tb_reader == "fast":

@@ -28,6 +28,7 @@ from trainbed.analysis.responses import (
     time_to_accuracy,
     train_time_sum,
 )
+from trainbed.contract.layout import ResultsLayout, coded_column
 
 
 def _table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -77,7 +78,7 @@ def _censoring(trials: pd.DataFrame, response: str, names: list[str]) -> tuple[s
     if not censored:
         return "", True
     reached = trials[succeeded & trials[response].notna()]
-    points = [f"{n}_coded" for n in names]
+    points = [coded_column(n) for n in names]
     all_points = len(reached.groupby(points)) == len(trials.groupby(points))
     share = censored / total if total else 1.0
     head = (
@@ -182,7 +183,7 @@ def write_report(
     import markdown
 
     results = load(results_dir)
-    out = Path(out) if out else Path(results_dir) / "report"
+    out = Path(out) if out else ResultsLayout(Path(results_dir)).report_dir
     figs = out / "figures"
     out.mkdir(parents=True, exist_ok=True)
     trials = results.trials
@@ -199,7 +200,7 @@ def write_report(
 
     factors = results.factors
     if factors and all(len(f["levels"]) == 2 for f in factors):
-        coded = trials[[f"{n}_coded" for n in names]].to_numpy(dtype=int)
+        coded = trials[[coded_column(n) for n in names]].to_numpy(dtype=int)
         points = np.unique(coded, axis=0)
         words = defining_relation(points, names)
         md.append(
@@ -311,7 +312,7 @@ def write_report(
     if curves:
         md.append(f"\n![learning curves](figures/{curves})\n")
     heat = figures.correlation(
-        trials, [f"{n}_coded" for n in names] + [r for r in RESPONSE_FIELDS if r in trials], figs
+        trials, [coded_column(n) for n in names] + [r for r in RESPONSE_FIELDS if r in trials], figs
     )
     if heat:
         md.append(f"\n![correlation](figures/{heat})\n")

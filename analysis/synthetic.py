@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trainbed.contract.records import ITERATION_COLUMNS, TB_DIR
+from trainbed.contract.layout import ResultsLayout, coded_column
+from trainbed.contract.records import ITERATION_COLUMNS, RESULT_SCHEMA
 
 
 @dataclass
@@ -84,8 +85,9 @@ def _tb(directory: Path, tags: tuple[str, ...], epochs: int, rng: np.random.Gene
 def write_results(root: Path, spec: SyntheticCampaign) -> Path:
     """Write ``root/<name>`` and return it; y values go into ``spec.response_field``."""
     rng = np.random.default_rng(spec.seed)
-    out = Path(root) / spec.name
-    (out / "trials").mkdir(parents=True, exist_ok=True)
+    layout = ResultsLayout.under(Path(root), spec.name)
+    out = layout.root
+    layout.trials_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n, _ in spec.factors]
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     campaign = {
@@ -114,14 +116,14 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
             "responses": ["accuracy", "time", "throughput"],
         },
     }
-    (out / "campaign.yaml").write_text(yaml.safe_dump(campaign, sort_keys=False))
+    layout.campaign_file.write_text(yaml.safe_dump(campaign, sort_keys=False))
     points = spec.points()
     runs = [(rep, p) for rep in range(1, spec.replicates + 1) for p in range(len(points))]
     order = rng.permutation(len(runs))
     header = ["trial_id", "run_order", "replicate"]
     for n in names:
-        header += [n, f"{n}_coded"]
-    with open(out / "design.csv", "w", newline="") as handle:
+        header += [n, coded_column(n)]
+    with open(layout.design_file, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for run_order, index in enumerate(order, start=1):
@@ -136,8 +138,8 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                 q * np.prod([x[f] for f in term]) for term, q in spec.effects.items()
             )
             y += rng.normal(0, spec.noise)
-            trial_dir = out / "trials" / trial_id
-            trial_dir.mkdir(parents=True, exist_ok=True)
+            files = layout.trial(trial_id)
+            files.root.mkdir(parents=True, exist_ok=True)
             epochs = [
                 {
                     "epoch": e,
@@ -150,7 +152,7 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                 for e in range(1, spec.epochs + 1)
             ]
             result = {
-                "schema": "trainbed.io/result/v1",
+                "schema": RESULT_SCHEMA,
                 "campaign": spec.name,
                 "trial_id": trial_id,
                 "status": "succeeded",
@@ -171,16 +173,15 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                 "world_size": 1,
             }
             result[spec.response_field] = float(y)
-            (trial_dir / "result.json").write_text(json.dumps(result))
+            files.result_file.write_text(json.dumps(result))
             if spec.iterations:
-                iterations = trial_dir / "iterations"
-                iterations.mkdir(exist_ok=True)
-                with open(iterations / "rank-0.csv", "w", newline="") as handle:
+                files.iterations_dir.mkdir(exist_ok=True)
+                with open(files.iterations_file(0), "w", newline="") as handle:
                     it_writer = csv.writer(handle)
                     it_writer.writerow(ITERATION_COLUMNS)
                     for g in range(1, spec.iterations + 1):
                         wait, compute = 0.001, 0.01 + (0.05 if g == 1 else 0.0)
                         it_writer.writerow([0, 1, g, g, 32, wait, compute, wait + compute])
             if spec.write_tb:
-                _tb(trial_dir / TB_DIR, spec.tags, spec.epochs, rng)
+                _tb(files.tb_dir, spec.tags, spec.epochs, rng)
     return out

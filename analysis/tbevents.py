@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainbed.contract.records import TB_DIR
+from trainbed.contract.layout import TrialLayout
 
 SCALAR_COLUMNS = ["tag", "step", "value", "wall_time"]
 _HEADER = 12  # u64 length + u32 masked CRC of the length
@@ -222,7 +222,7 @@ def read_scalars(path: Path) -> list[tuple[str, int, float, float]]:
 
 def event_files(trial_dir: Path) -> list[Path]:
     """A trial's event files, at any depth under tb/, in a stable order."""
-    tb = Path(trial_dir) / TB_DIR
+    tb = TrialLayout(Path(trial_dir)).tb_dir
     return sorted(p for p in tb.rglob("*tfevents*") if p.is_file()) if tb.exists() else []
 
 
@@ -240,7 +240,7 @@ def read_campaign_scalars(trial_dirs: list[Path]) -> dict[Path, pd.DataFrame]:
 
 def read_trial_scalars(trial_dir: Path, reader: str = "fast") -> pd.DataFrame:
     """All scalars of one trial's tb/ folder (any depth): columns tag, step, value, wall_time."""
-    tb = Path(trial_dir) / TB_DIR
+    tb = TrialLayout(Path(trial_dir)).tb_dir
     if not tb.exists():
         return pd.DataFrame(columns=SCALAR_COLUMNS)
     if reader == "tbparse":

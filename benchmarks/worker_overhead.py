@@ -20,9 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from trainbed.worker.epoch_loop import run_epoch, train_step
 from trainbed.worker.models import build_model
+from trainbed.worker.optimizers import make_optimizer
 from trainbed.worker.timing import IterationLog
-from trainbed.worker.trainer import make_optimizer, run_epoch, train_step
 
 SAMPLES = 2048
 BATCH = 128

@@ -141,7 +141,7 @@ def worker(
     spec: Annotated[Path, typer.Option("--spec", help="TRIAL.json")],
     out: Annotated[Path, typer.Option("--out", help="Trial directory.")],
 ) -> None:
-    """Run one rank of one trial (the entry point of worker processes and pods)."""
+    """Run one rank of one trial: an alias of ``python -m trainbed.worker`` (pods use it)."""
     from trainbed.worker.main import main_worker
 
     raise typer.Exit(main_worker(_path(spec), _path(out)))

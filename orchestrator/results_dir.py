@@ -1,8 +1,8 @@
-"""The results directory (contract): where a campaign's files go, and how a run resumes.
+"""Writing a campaign's results directory, and resuming one: the I/O over its layout.
 
-``DIR/<campaign>/`` holds campaign.yaml and design.csv (written first), ``trials/<id>/`` per trial
-(files named in :mod:`trainbed.contract.records`), ``attempts/`` for partial output moved aside on
-resume, and ``report/``. A lock file keeps two drivers off one directory.
+The names are :mod:`trainbed.contract.layout`'s. campaign.yaml and design.csv are written first,
+each trial's trial.json before it starts; ``attempts/`` receives partial output moved aside on
+resume, and a lock file keeps two drivers off one directory.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from typing import IO, Any
 import yaml
 
 import trainbed
+from trainbed.contract.env import SEEDS_ANNOTATION, VERSIONS_ANNOTATION
 from trainbed.contract.errors import UserError
-from trainbed.contract.records import RESULT_FILE, TRIAL_FILE, atomic_write_text
+from trainbed.contract.layout import ResultsLayout
+from trainbed.contract.records import atomic_write_text
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.plan.design import Design
 from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import design_csv
-
-CAMPAIGN_FILE = "campaign.yaml"
-DESIGN_FILE = "design.csv"
-TRIALS_DIR = "trials"
-ATTEMPTS_DIR = "attempts"
-LOCK_FILE = ".driver.lock"
 
 
 def resolved_campaign(campaign: Campaign, trials: list[TrialSpec]) -> dict[str, Any]:
@@ -39,7 +35,7 @@ def resolved_campaign(campaign: Campaign, trials: list[TrialSpec]) -> dict[str, 
 
     data = campaign.model_dump(mode="json", exclude_none=True, exclude={"status"})
     annotations = data["metadata"].setdefault("annotations", {})
-    annotations["trainbed.io/versions"] = json.dumps(
+    annotations[VERSIONS_ANNOTATION] = json.dumps(
         {
             "trainbed": trainbed.__version__,
             "torch": torch.__version__,
@@ -47,7 +43,7 @@ def resolved_campaign(campaign: Campaign, trials: list[TrialSpec]) -> dict[str, 
         },
         sort_keys=True,
     )
-    annotations["trainbed.io/seeds"] = json.dumps(
+    annotations[SEEDS_ANNOTATION] = json.dumps(
         {"design": campaign.spec.design.seed, "trials": {t.trial_id: t.seed for t in trials}},
         sort_keys=True,
     )
@@ -65,17 +61,21 @@ class ResultsDir:
         assert Path(out).is_absolute(), "the CLI resolves --out; worker processes start elsewhere"
         return cls(Path(out) / campaign.name)
 
+    @property
+    def layout(self) -> ResultsLayout[Path]:
+        return ResultsLayout(self.root)
+
     def trial_dir(self, trial_id: str) -> Path:
-        return self.root / TRIALS_DIR / trial_id
+        return self.layout.trial(trial_id).root
 
     def has_result(self, trial_id: str) -> bool:
-        return (self.trial_dir(trial_id) / RESULT_FILE).exists()
+        return self.layout.trial(trial_id).result_file.exists()
 
     def initialise(
         self, campaign: Campaign, design: Design, trials: list[TrialSpec], *, resume: bool
     ) -> None:
         """Write campaign.yaml and design.csv first; refuse to mix two different campaigns."""
-        spec_file = self.root / CAMPAIGN_FILE
+        spec_file = self.layout.campaign_file
         if spec_file.exists():
             if not resume:
                 raise UserError(
@@ -92,8 +92,8 @@ class ResultsDir:
             atomic_write_text(
                 spec_file, yaml.safe_dump(resolved_campaign(campaign, trials), sort_keys=False)
             )
-        atomic_write_text(self.root / DESIGN_FILE, design_csv(campaign, design))
-        (self.root / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.layout.design_file, design_csv(campaign, design))
+        self.layout.trials_dir.mkdir(parents=True, exist_ok=True)
 
     def set_aside_partial(self, trial_id: str) -> Path | None:
         """Move an incomplete trial's output to attempts/ so it is never mixed with a rerun."""
@@ -101,7 +101,7 @@ class ResultsDir:
         if not directory.exists() or self.has_result(trial_id):
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.root / ATTEMPTS_DIR / trial_id / stamp
+        target = self.layout.attempts_dir / trial_id / stamp
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(directory), str(target))
         return target
@@ -109,13 +109,14 @@ class ResultsDir:
     def write_trial(self, trial: TrialSpec) -> Path:
         directory = self.trial_dir(trial.trial_id)
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(directory / TRIAL_FILE, trial.model_dump_json(indent=2) + "\n")
+        spec_file = self.layout.trial(trial.trial_id).spec_file
+        atomic_write_text(spec_file, trial.model_dump_json(indent=2) + "\n")
         return directory
 
     def lock(self) -> IO[str]:
         """An exclusive lock held for the driver's life; a second driver gets a clear error."""
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / LOCK_FILE, "w")  # noqa: SIM115 - held until the process ends
+        handle = open(self.layout.lock_file, "w")  # noqa: SIM115 - held until the process ends
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trainbed.contract.env import NO_PROGRESS
 from trainbed.contract.errors import UserError
 from trainbed.contract.records import Result, read_result
 from trainbed.contract.trial import TrialSpec
@@ -172,7 +173,7 @@ def _drive(
         TextColumn("{task.fields[now]}"),
         console=console,
         transient=False,
-        disable=os.environ.get("TRAINBED_NO_PROGRESS") == "1",
+        disable=os.environ.get(NO_PROGRESS) == "1",
     )
     task = progress.add_task(
         campaign.name, total=len(trials), completed=done_before, eta="-", now=""

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainbed.contract.env import CIFAR10_URL, DATA, FASHION_MNIST_MIRROR, MNIST_MIRROR
+
 #: The seed of the validation hold-out: fixed, so every trial validates on the same samples.
 VALIDATION_SEED = 20240601
 
@@ -35,12 +37,12 @@ MNIST_FILES = {
     "test_y": "t10k-labels-idx1-ubyte",
 }
 MIRRORS = {
-    "mnist": ("TRAINBED_MNIST_MIRROR", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+    "mnist": (MNIST_MIRROR, "https://ossci-datasets.s3.amazonaws.com/mnist/"),
     "fashion-mnist": (
-        "TRAINBED_FASHION_MNIST_MIRROR",
+        FASHION_MNIST_MIRROR,
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     ),
-    "cifar10": ("TRAINBED_CIFAR10_URL", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
+    "cifar10": (CIFAR10_URL, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
 }
 
 
@@ -68,7 +70,7 @@ class Arrays:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("TRAINBED_DATA", Path.home() / ".cache" / "trainbed" / "data"))
+    return Path(os.environ.get(DATA, Path.home() / ".cache" / "trainbed" / "data"))
 
 
 # --- file formats ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from trainbed.contract.env import COLLECTIVE_TIMEOUT, RDZV_TIMEOUT
 from trainbed.worker.rank_env import RankEnv
 
 
@@ -31,8 +32,8 @@ def _seconds(name: str, default: float) -> float:
 
 def init_group(env: RankEnv, backend: str) -> None:
     """Form the process group, retrying failed attempts until the rendezvous deadline."""
-    rdzv_timeout = _seconds("TRAINBED_RDZV_TIMEOUT", 300.0)
-    collective = timedelta(seconds=_seconds("TRAINBED_COLLECTIVE_TIMEOUT", 300.0))
+    rdzv_timeout = _seconds(RDZV_TIMEOUT, 300.0)
+    collective = timedelta(seconds=_seconds(COLLECTIVE_TIMEOUT, 300.0))
     deadline = time.monotonic() + rdzv_timeout
     delay = 0.5
     last: BaseException | None = None

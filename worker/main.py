@@ -1,4 +1,4 @@
-"""``trainbed worker --spec TRIAL.json --out TRIAL_DIR``: run one rank of one trial.
+"""One rank of one trial (``python -m trainbed.worker --spec TRIAL.json --out TRIAL_DIR``).
 
 It sets the thread count from the CPU limit before torch does any work, records start/stop
 timestamps, turns SIGTERM into a stop at the next iteration boundary, and makes sure rank 0
@@ -23,6 +23,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from trainbed.contract.env import THREAD_VARIABLES, thread_variables
 from trainbed.contract.quantity import threads_for_cpu
 from trainbed.contract.records import append_timestamp, write_result
 from trainbed.contract.trial import TrialSpec
@@ -51,6 +52,15 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _threads(spec: TrialSpec) -> int:
+    """The thread count the executor decided from the CPU limit (OMP_NUM_THREADS, set by both
+    executors with :func:`threads_for_cpu`); run by hand without it, the same rule here."""
+    given = os.environ.get(THREAD_VARIABLES[0], "")
+    if given.isdigit() and int(given) >= 1:
+        return int(given)
+    return threads_for_cpu(spec.resources.cpu, _available_cpus())
+
+
 def main_worker(spec_path: Path, out: Path) -> int:
     try:
         spec = TrialSpec.model_validate_json(Path(spec_path).read_text())
@@ -70,9 +80,8 @@ def main_worker(spec_path: Path, out: Path) -> int:
         )
         return 2
 
-    threads = threads_for_cpu(spec.resources.cpu, _available_cpus())
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MKL_NUM_THREADS"] = str(threads)
+    threads = _threads(spec)
+    os.environ.update(thread_variables(threads))
     import torch
 
     torch.set_num_threads(threads)

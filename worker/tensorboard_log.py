@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainbed.contract.records import TB_DIR, EpochRecord
+from trainbed.contract.layout import TrialLayout
+from trainbed.contract.records import EpochRecord
 from trainbed.contract.trial import TrialSpec
 
 
@@ -70,7 +71,7 @@ class TensorBoardLog:
     def __init__(self, trial_dir: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer: Any = SummaryWriter(log_dir=str(trial_dir / TB_DIR))
+        self._writer: Any = SummaryWriter(log_dir=str(TrialLayout(trial_dir).tb_dir))
 
     def epoch(self, record: EpochRecord) -> None:
         for tag, value in epoch_scalars(record).items():

@@ -29,20 +29,19 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import trainbed
+from trainbed.contract.env import ENFORCEMENT
+from trainbed.contract.layout import TrialLayout
 from trainbed.contract.records import (
-    SHARDS_DIR,
     EpochRecord,
     Result,
     Status,
-    iterations_path,
     now_iso,
-    shards_path,
 )
 from trainbed.contract.trial import TrialSpec
 from trainbed.worker.datasets import VALIDATION_SEED, Arrays, load_dataset, validation_split
 from trainbed.worker.distributed import all_sum, broadcast_flag, init_group
 from trainbed.worker.energy import EnergyMeter, NoMeter, energy_meter
-from trainbed.worker.epoch_loop import EpochTotals, run_epoch, train_step
+from trainbed.worker.epoch_loop import run_epoch
 from trainbed.worker.evaluation import evaluate
 from trainbed.worker.models import build_model
 from trainbed.worker.optimizers import make_optimizer
@@ -50,8 +49,6 @@ from trainbed.worker.rank_env import RankEnv
 from trainbed.worker.stopping import TargetTracker, epochs_to_run
 from trainbed.worker.tensorboard_log import TensorBoardLog
 from trainbed.worker.timing import IterationLog
-
-__all__ = ["SHARDS_DIR", "EpochTotals", "Trainer", "make_optimizer", "run_epoch", "train_step"]
 
 TERMINATED_REASON = "SIGTERM: stopped at an iteration boundary"
 
@@ -316,8 +313,8 @@ class Trainer:
         if self._flushed:
             return
         self._flushed = True
-        self.log.write(iterations_path(self.out, self.env.rank))
-        path = shards_path(self.out, self.env.rank)
+        self.log.write(TrialLayout(self.out).iterations_file(self.env.rank))
+        path = TrialLayout(self.out).shards_file(self.env.rank)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.shards))
 
@@ -387,7 +384,7 @@ def versions() -> dict[str, str]:
 
 def enforcement() -> dict[str, Any]:
     """How the executor enforced the limits: ``$TRAINBED_ENFORCEMENT`` (JSON), else none."""
-    raw = os.environ.get("TRAINBED_ENFORCEMENT")
+    raw = os.environ.get(ENFORCEMENT)
     if not raw:
         return {"mode": "none"}
     try:

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from trainbed.contract.env import campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.plan.spec import Campaign, load_campaign
@@ -34,7 +35,7 @@ def submit(file: Path, *, namespace: str, console: Console, api: KubeApi | None 
     console.print(f"campaign.trainbed.io/{campaign.name} submitted to {namespace}")
     console.print(
         f"watch: kubectl get campaigns -n {namespace} -w; "
-        f"kubectl get pods -n {namespace} -l trainbed.io/campaign={campaign.name}"
+        f"kubectl get pods -n {namespace} -l {campaign_selector(campaign.name)}"
     )
 
 
@@ -110,7 +111,7 @@ def logs(
     api: KubeApi | None = None,
 ) -> None:
     api = api or KubeApi.from_environment()
-    pods = api.list_pods(namespace, f"trainbed.io/campaign={name},trainbed.io/trial={trial}")
+    pods = api.list_pods(namespace, campaign_selector(name, trial))
     ranked = [
         p
         for p in pods

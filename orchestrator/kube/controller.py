@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trainbed.contract.env import RESULTS_PATH
 from trainbed.contract.errors import SpecError, UserError
 from trainbed.orchestrator.driver import Driver
 from trainbed.orchestrator.kube.api import KubeApi
@@ -234,7 +235,7 @@ class Controller:
 def run_controller(namespace: str = "default", kubeconfig: str | None = None) -> None:
     """``trainbed controller``: reconcile Campaigns until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    root = os.environ.get("TRAINBED_RESULTS_PATH")
+    root = os.environ.get(RESULTS_PATH)
     controller = Controller(
         KubeApi.from_environment(kubeconfig), namespace, results_root=Path(root) if root else None
     ).start()

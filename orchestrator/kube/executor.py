@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from trainbed.contract.records import RESULT_FILE, Result, write_result
+from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
+from trainbed.contract.records import Result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.kube.api import KubeApi
@@ -28,10 +29,6 @@ from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
 log = logging.getLogger(__name__)
-
-CAMPAIGN_LABEL = "trainbed.io/campaign"
-TRIAL_LABEL = "trainbed.io/trial"
-MANAGED = "app.kubernetes.io/managed-by=trainbed"
 
 
 def _ts(value: str | None) -> float | None:
@@ -52,14 +49,14 @@ class ClusterCaches:
             api.lister("Job", namespace),
             serialize,
             self.changes,
-            label_selector=MANAGED,
+            label_selector=MANAGED_SELECTOR,
             name="jobs",
         )
         self.pods = Informer(
             api.lister("Pod", namespace),
             serialize,
             self.changes,
-            label_selector=MANAGED,
+            label_selector=MANAGED_SELECTOR,
             name="pods",
         )
 
@@ -208,7 +205,7 @@ class KubernetesExecutor:
         metrics. A worker's own result is never overwritten."""
         assert self.results is not None
         directory = self.results.trial_dir(trial_id)
-        if (directory / RESULT_FILE).exists():
+        if self.results.has_result(trial_id):
             return
         write_result(
             directory,

@@ -16,15 +16,30 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
+from trainbed.contract.env import (
+    CAMPAIGN_LABEL,
+    DATA,
+    ENFORCEMENT,
+    LEVELS_ANNOTATION,
+    MANAGED_BY,
+    MANAGER,
+    REPLICATE_LABEL,
+    TRIAL_LABEL,
+    factor_annotation,
+    thread_variables,
+)
+from trainbed.contract.layout import ResultsLayout, TrialLayout
 from trainbed.contract.quantity import threads_for_cpu
-from trainbed.contract.records import TRIAL_FILE
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.plan.spec import Campaign
 
-#: Where the trial's ConfigMap is mounted; the worker reads ``SPEC_DIR/trial.json``.
+#: Where the trial's ConfigMap is mounted; the worker reads its trial.json there.
 SPEC_DIR = "/etc/trainbed"
+#: The trial spec's path in the pod (a TrialLayout rooted at SPEC_DIR: the same file name).
+SPEC_FILE = TrialLayout(PurePosixPath(SPEC_DIR)).spec_file
 #: The worker container's name; the podFailurePolicy's exit-code rule refers to it.
 CONTAINER = "worker"
 #: The annotation an Indexed Job's pods carry their completion index in (the DDP rank).
@@ -65,8 +80,8 @@ def master_addr(campaign: str, trial_id: str) -> str:
 
 def trial_dir(campaign: Campaign, trial_id: str) -> str:
     """The trial's directory on the results PVC, as the pods see it (results-dir contract)."""
-    root = campaign.spec.kubernetes.results_path.rstrip("/")
-    return f"{root}/{campaign.name}/trials/{trial_id}"
+    mount = PurePosixPath(campaign.spec.kubernetes.results_path)
+    return str(ResultsLayout.under(mount, campaign.name).trial(trial_id).root)
 
 
 def campaign_labels(campaign: str) -> dict[str, str]:
@@ -74,8 +89,8 @@ def campaign_labels(campaign: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "trainbed",
         "app.kubernetes.io/instance": campaign,
-        "app.kubernetes.io/managed-by": "trainbed",
-        "trainbed.io/campaign": campaign,
+        MANAGED_BY: MANAGER,
+        CAMPAIGN_LABEL: campaign,
     }
 
 
@@ -84,8 +99,8 @@ def trial_labels(trial: TrialSpec) -> dict[str, str]:
     return {
         **campaign_labels(trial.campaign),
         "app.kubernetes.io/component": "worker",
-        "trainbed.io/trial": trial.trial_id,
-        "trainbed.io/replicate": str(trial.replicate),
+        TRIAL_LABEL: trial.trial_id,
+        REPLICATE_LABEL: str(trial.replicate),
     }
 
 
@@ -100,11 +115,11 @@ def level_annotations(trial: TrialSpec) -> dict[str, str]:
     Factor names may end in ``_`` or exceed 63 characters, which annotation names may not; such a
     per-factor key is trimmed, and ``trainbed.io/levels`` always holds the exact levels.
     """
-    annotations = {"trainbed.io/levels": json.dumps(trial.levels, sort_keys=True)}
+    annotations = {LEVELS_ANNOTATION: json.dumps(trial.levels, sort_keys=True)}
     for factor, level in trial.levels.items():
         name = f"level.{factor}"[:63].rstrip("_.-")
         if _ANNOTATION_NAME.match(name):
-            annotations[f"trainbed.io/{name}"] = _level_text(level)
+            annotations[factor_annotation(name)] = _level_text(level)
     return annotations
 
 
@@ -196,7 +211,7 @@ def worker_env(campaign: Campaign, trial: TrialSpec, *, rank_from_index: bool) -
     With ``rank_from_index`` (the Indexed Job) ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
     ``MASTER_PORT`` are set here; a PyTorchJob's operator sets them itself.
     """
-    threads = str(threads_for_cpu(trial.resources.cpu, available=_ANY_CORES))
+    threads = threads_for_cpu(trial.resources.cpu, available=_ANY_CORES)
     root = campaign.spec.kubernetes.results_path.rstrip("/")
     env: list[dict[str, Any]] = []
     if rank_from_index:
@@ -208,10 +223,9 @@ def worker_env(campaign: Campaign, trial: TrialSpec, *, rank_from_index: bool) -
             {"name": "MASTER_PORT", "value": str(campaign.spec.kubernetes.master_port)},
         ]
     env += [
-        {"name": "OMP_NUM_THREADS", "value": threads},
-        {"name": "MKL_NUM_THREADS", "value": threads},
-        {"name": "TRAINBED_DATA", "value": f"{root}/data"},
-        {"name": "TRAINBED_ENFORCEMENT", "value": json.dumps(enforcement(trial), sort_keys=True)},
+        *({"name": k, "value": v} for k, v in thread_variables(threads).items()),
+        {"name": DATA, "value": f"{root}/data"},
+        {"name": ENFORCEMENT, "value": json.dumps(enforcement(trial), sort_keys=True)},
         # The root filesystem is read-only: caches (torch, matplotlib) go to the /tmp emptyDir.
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -225,7 +239,7 @@ def _worker_pod_spec(
     """The pod spec every rank runs; the Job and the PyTorchJob wrap it differently."""
     k8s = campaign.spec.kubernetes
     limits = resource_limits(trial)
-    spec_path = f"{SPEC_DIR}/{TRIAL_FILE}"
+    spec_path = str(SPEC_FILE)
     return {
         "restartPolicy": "Never",  # podFailurePolicy requires it; the Job counts the retries
         "automountServiceAccountToken": False,
@@ -279,7 +293,7 @@ def trial_configmap(
         "kind": "ConfigMap",
         "metadata": object_metadata(name, namespace, trial_labels(trial), owner=owner),
         "immutable": True,
-        "data": {TRIAL_FILE: trial.model_dump_json(indent=2)},
+        "data": {SPEC_FILE.name: trial.model_dump_json(indent=2)},
     }
 
 
@@ -302,8 +316,8 @@ def trial_service(
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
             "selector": {
-                "trainbed.io/campaign": trial.campaign,
-                "trainbed.io/trial": trial.trial_id,
+                CAMPAIGN_LABEL: trial.campaign,
+                TRIAL_LABEL: trial.trial_id,
             },
             "ports": [{"name": "ddp", "port": port, "targetPort": port, "protocol": "TCP"}],
         },

@@ -1,16 +1,17 @@
 """The results volume: the PVC every trial writes to, and the reader pod that ``collect`` uses.
 
 Pure converters like :mod:`~trainbed.orchestrator.kube.manifests` (whose naming, labels and
-restricted profile they share). The Helm chart creates the PVC in a real install; :func:`results_pvc` is
-for tests and for clusters set up without the chart. ``trainbed collect`` runs from the user's
-kubeconfig: it creates :func:`reader_pod`, streams ``tar`` out of it over the exec API and
-deletes it, so the controller needs no ``pods/exec``.
+restricted profile they share). The Helm chart creates the PVC in a real install;
+:func:`results_pvc` is for tests and for clusters set up without the chart. ``trainbed collect``
+runs from the user's kubeconfig: it creates :func:`reader_pod`, streams ``tar`` out of it over the
+exec API and deletes it, so the controller needs no ``pods/exec``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from trainbed.contract.env import MANAGED_BY, MANAGER
 from trainbed.orchestrator.kube.manifests import (
     campaign_labels,
     container_security_context,
@@ -40,7 +41,7 @@ def results_pvc(
     labels = {
         "app.kubernetes.io/name": "trainbed",
         "app.kubernetes.io/component": "results",
-        "app.kubernetes.io/managed-by": "trainbed",
+        MANAGED_BY: MANAGER,
     }
     return {
         "apiVersion": "v1",

@@ -23,10 +23,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from trainbed.contract.env import (
+    COLLECTIVE_TIMEOUT,
+    ENFORCEMENT,
+    RDZV_TIMEOUT,
+    thread_variables,
+)
+from trainbed.contract.layout import TrialLayout
 from trainbed.contract.records import (
-    TIMESTAMPS_FILE,
     Result,
-    log_path,
     now_iso,
     read_result,
     write_result,
@@ -34,7 +39,7 @@ from trainbed.contract.records import (
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
-from trainbed.orchestrator.results_dir import TRIALS_DIR, ResultsDir
+from trainbed.orchestrator.results_dir import ResultsDir
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -69,13 +74,12 @@ def rank_environment(
         WORLD_SIZE=str(world_size),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
-        OMP_NUM_THREADS=str(limits.threads),
-        MKL_NUM_THREADS=str(limits.threads),
         PYTHONUNBUFFERED="1",
-        TRAINBED_ENFORCEMENT=json.dumps(enforcement, sort_keys=True),
     )
-    env.setdefault("TRAINBED_COLLECTIVE_TIMEOUT", str(collective_timeout_s))
-    env.setdefault("TRAINBED_RDZV_TIMEOUT", "120")
+    env.update(thread_variables(limits.threads))
+    env[ENFORCEMENT] = json.dumps(enforcement, sort_keys=True)
+    env.setdefault(COLLECTIVE_TIMEOUT, str(collective_timeout_s))
+    env.setdefault(RDZV_TIMEOUT, "120")
     return env
 
 
@@ -154,7 +158,7 @@ class LocalExecutor:
 
     def observe(self) -> dict[str, Observation]:
         observed: dict[str, Observation] = {}
-        trials_root = self.results.root / TRIALS_DIR
+        trials_root = self.results.layout.trials_dir
         if trials_root.exists():
             for directory in trials_root.iterdir():
                 if directory.name in self.running or not directory.is_dir():
@@ -218,7 +222,7 @@ class LocalExecutor:
                 enforcement=enforcement,
                 collective_timeout_s=self.collective_timeout_s,
             )
-            log_file = log_path(directory, rank)
+            log_file = TrialLayout(directory).log_file(rank)
             log_file.parent.mkdir(parents=True, exist_ok=True)
             log = open(log_file, "ab")  # noqa: SIM115 - closed when the rank exits
             pin = limits.cpus if self.enforcer.mode == "fallback" else None
@@ -226,8 +230,7 @@ class LocalExecutor:
                 [
                     self.python,
                     "-m",
-                    "trainbed.orchestrator.cli",
-                    "worker",
+                    "trainbed.worker",
                     "--spec",
                     str(spec_path),
                     "--out",
@@ -303,7 +306,9 @@ class LocalExecutor:
             started=trial.started,
             started_at=trial.started_at,
             finished_at=trial.finished_at or now_iso(),
-            log_tails={r.rank: _tail(log_path(trial.directory, r.rank)) for r in trial.ranks},
+            log_tails={
+                r.rank: _tail(TrialLayout(trial.directory).log_file(r.rank)) for r in trial.ranks
+            },
         )
         if trial.extra:
             result = result.model_copy(update=trial.extra)
@@ -411,7 +416,7 @@ def _safe_read(directory: Path) -> Result | None:
 
 def _complete_timestamps(directory: Path, exit_codes: dict[int, int | None]) -> None:
     """Add a ``stop`` line for every rank that died before it could write its own."""
-    path = directory / TIMESTAMPS_FILE
+    path = TrialLayout(directory).timestamps_file
     stopped: set[int] = set()
     if path.exists():
         for line in path.read_text().splitlines():

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainbed.contract.env import ENFORCEMENT_MODE
 from trainbed.contract.quantity import cpu_cores, memory_bytes, threads_for_cpu
 from trainbed.contract.trial import Resources
 
@@ -329,7 +330,7 @@ def _try_v1() -> Enforcer | None:
 def detect_enforcer(prefer: str | None = None) -> Enforcer:
     """The best enforcement this process may use; ``prefer`` (or TRAINBED_ENFORCEMENT_MODE)
     forces a mode, e.g. ``fallback`` for tests of that path."""
-    prefer = prefer or os.environ.get("TRAINBED_ENFORCEMENT_MODE") or None
+    prefer = prefer or os.environ.get(ENFORCEMENT_MODE) or None
     if prefer == "fallback":
         return Enforcer()
     if prefer in (None, "cgroup-v2"):

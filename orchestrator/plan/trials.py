@@ -11,6 +11,7 @@ import hashlib
 import io
 from typing import Any
 
+from trainbed.contract.layout import coded_column
 from trainbed.contract.trial import TrialSettings, TrialSpec
 from trainbed.orchestrator.plan.design import Design, Run
 from trainbed.orchestrator.plan.spec import Campaign, apply_levels
@@ -58,7 +59,7 @@ def design_rows(campaign: Campaign, design: Design) -> list[dict[str, Any]]:
         }
         for letter, name in design.factors.items():
             row[name] = run.levels[name]
-            row[f"{name}_coded"] = run.coded[letter]
+            row[coded_column(name)] = run.coded[letter]
         rows.append(row)
     return rows
 
@@ -67,7 +68,7 @@ def design_csv(campaign: Campaign, design: Design) -> str:
     """design.csv's text (contract columns)."""
     columns = ["trial_id", "run_order", "replicate"]
     for name in design.factors.values():
-        columns += [name, f"{name}_coded"]
+        columns += [name, coded_column(name)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -78,7 +78,7 @@ def _workers_of(root: Path) -> list[int]:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if " worker " in cmd and str(root) in cmd:
+        if "trainbed.worker" in cmd and str(root) in cmd:
             found.append(int(entry.name))
     return found
 

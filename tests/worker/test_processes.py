@@ -65,7 +65,7 @@ def start_ranks(
         try:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "trainbed.orchestrator.cli", "worker"]
+                    [sys.executable, "-m", "trainbed.worker"]
                     + ["--spec", str(spec), "--out", str(out)],
                     env=rank_env,
                     stdout=log,

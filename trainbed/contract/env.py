@@ -32,16 +32,10 @@ NO_PROGRESS = "TRAINBED_NO_PROGRESS"
 #: The results volume's mount path inside the controller's pod.
 RESULTS_PATH = "TRAINBED_RESULTS_PATH"
 
-# --- torchrun-style rank variables (PyTorch's names) -----------------------------------------
+# --- thread pools ------------------------------------------------------------------------
 
-RANK = "RANK"
-LOCAL_RANK = "LOCAL_RANK"
-WORLD_SIZE = "WORLD_SIZE"
-MASTER_ADDR = "MASTER_ADDR"
-MASTER_PORT = "MASTER_PORT"
-#: An Indexed Job's pod index, the rank of a pod that has no RANK of its own.
-JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
-#: The thread-pool sizes, set from the CPU limit (:func:`trainbed.contract.quantity.threads_for`).
+#: The thread-pool sizes, set from the CPU limit
+#: (:func:`trainbed.contract.quantity.threads_for_cpu`): the executor decides, the worker applies.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # --- Kubernetes labels and annotations --------------------------------------------------------
@@ -59,6 +53,11 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "trainbed"
 #: The selector of every object trainbed manages.
 MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+
+
+def thread_variables(threads: int) -> dict[str, str]:
+    """The environment that sizes a rank's thread pools."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
 
 
 def factor_annotation(factor: str) -> str:

@@ -1,18 +1,8 @@
-"""The files a trial leaves behind (contract, versioned): names, fields, tags, and atomic writers.
+"""The files a trial leaves behind (contract, versioned): their fields, tags and columns, and
+the atomic writers and readers of result.json and timestamps.jsonl.
 
-The worker writes them, the local executor and the controller fill in a result when the worker
-could not (an OOM kill, a timeout), and the analysis reads them. Nothing else defines these names.
-
-Layout of ``DIR/<campaign>/trials/<trial_id>/``::
-
-    trial.json                 TRIAL_FILE, the TrialSpec as run
-    result.json                RESULT_FILE, a Result written atomically at the end
-    timestamps.jsonl           TIMESTAMPS_FILE, one Timestamp per line (start/stop per rank)
-    iterations/rank-<r>.csv    per-iteration timings of rank r (ITERATION_COLUMNS)
-    shards/rank-<r>.json       per epoch: count and sha256 of the sample indices rank r trained
-                               on (epoch 1 also lists them), the proof that shards are disjoint
-    tb/                        TensorBoard events (rank 0), tags in TB_TAGS, hparams of the trial
-    logs/rank-<r>.log          the rank's stdout and stderr
+The worker writes them, the executors fill in a result when the worker could not (an OOM kill, a
+timeout), and the analysis reads them. Where they go is :mod:`trainbed.contract.layout`.
 """
 
 from __future__ import annotations
@@ -26,15 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainbed.contract.layout import TrialLayout
+
 RESULT_SCHEMA = "trainbed.io/result/v1"
 
-TRIAL_FILE = "trial.json"
-RESULT_FILE = "result.json"
-TIMESTAMPS_FILE = "timestamps.jsonl"
-ITERATIONS_DIR = "iterations"
-TB_DIR = "tb"
-LOGS_DIR = "logs"
-SHARDS_DIR = "shards"
 
 #: Columns of ``iterations/rank-<r>.csv``. ``step`` counts from 1 within the epoch and
 #: ``global_step`` from 1 within the trial. ``data_wait_s`` is the time blocked on the DataLoader,
@@ -160,14 +145,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_result(trial_dir: Path, result: Result) -> Path:
-    path = trial_dir / RESULT_FILE
+    path = TrialLayout(trial_dir).result_file
     atomic_write_text(path, result.to_json() + "\n")
     return path
 
 
 def read_result(trial_dir: Path) -> Result | None:
     """The trial's result, or ``None`` when there is none yet (the trial is incomplete)."""
-    path = trial_dir / RESULT_FILE
+    path = TrialLayout(trial_dir).result_file
     if not path.exists():
         return None
     return Result.model_validate_json(path.read_text(encoding="utf-8"))
@@ -178,22 +163,10 @@ def append_timestamp(
 ) -> None:
     """Append a line to ``timestamps.jsonl``: one short O_APPEND write, so ranks never mix."""
     line = json.dumps({"event": event, "rank": rank, "time": now_iso(), **extra}) + "\n"
-    path = trial_dir / TIMESTAMPS_FILE
+    path = TrialLayout(trial_dir).timestamps_file
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
-
-
-def iterations_path(trial_dir: Path, rank: int) -> Path:
-    return trial_dir / ITERATIONS_DIR / f"rank-{rank}.csv"
-
-
-def shards_path(trial_dir: Path, rank: int) -> Path:
-    return trial_dir / SHARDS_DIR / f"rank-{rank}.json"
-
-
-def log_path(trial_dir: Path, rank: int) -> Path:
-    return trial_dir / LOGS_DIR / f"rank-{rank}.log"
