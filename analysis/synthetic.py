@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from trainbed.contract.env import API_VERSION
 from trainbed.contract.layout import ResultsLayout, coded_column
 from trainbed.contract.records import ITERATION_COLUMNS, RESULT_SCHEMA
 
@@ -91,7 +92,7 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
     names = [n for n, _ in spec.factors]
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     campaign = {
-        "apiVersion": "trainbed.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": spec.name},
         "spec": {

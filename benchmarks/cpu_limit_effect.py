@@ -25,12 +25,14 @@ from pathlib import Path
 
 import yaml
 
+from trainbed.contract.env import API_VERSION
+
 NAME = "cpu-limit-effect"
 
 
 def campaign(replicates: int, epochs: int) -> dict:
     return {
-        "apiVersion": "trainbed.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": NAME},
         "spec": {

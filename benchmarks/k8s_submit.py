@@ -30,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.cluster import launcher  # noqa: E402
+from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
 from trainbed.orchestrator.kube.controller import Controller  # noqa: E402
@@ -44,7 +45,7 @@ def campaign(name: str, trials: int, concurrency: int, duration: str) -> Campaig
     """A full factorial of one 5-level factor, replicated to ``trials`` runs; one rank each."""
     return parse_campaign(
         {
-            "apiVersion": "trainbed.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Campaign",
             "metadata": {"name": name},
             "spec": {

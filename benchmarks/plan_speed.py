@@ -17,6 +17,7 @@ import time
 
 from pydoe import fracfact_by_res
 
+from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.plan import min_aberration
 from trainbed.orchestrator.plan.design import build_design
 from trainbed.orchestrator.plan.spec import parse_campaign
@@ -41,7 +42,7 @@ def campaign(factors: int, resolution: int) -> dict:
     if factors > len(TARGETS):
         raise SystemExit(f"at most {len(TARGETS)} factors: that many distinct targets are known")
     return {
-        "apiVersion": "trainbed.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": f"plan-speed-{factors}"},
         "spec": {

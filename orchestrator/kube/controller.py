@@ -103,22 +103,7 @@ class Controller:
             )
             design = build_design(campaign)
         except SpecError as err:
-            self.api.patch_campaign_status(
-                self.namespace,
-                name,
-                {
-                    "phase": "Invalid",
-                    "conditions": [
-                        {
-                            "type": "Valid",
-                            "status": "False",
-                            "reason": "InvalidSpec",
-                            "message": str(err),
-                            "lastTransitionTime": _now(),
-                        }
-                    ],
-                },
-            )
+            self._invalid(name, generation, "InvalidSpec", str(err))
             return None
         trials = [trial_spec(campaign, run) for run in design.runs]
         results = None

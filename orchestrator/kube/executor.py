@@ -100,7 +100,6 @@ class KubernetesExecutor:
         #: Recorded here but not yet written to the Campaign's status (the controller batches).
         self.unflushed: dict[str, dict[str, Any]] = {}
         self._creating: dict[str, float] = {}
-        self._failed_creates: dict[str, str] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=create_workers, thread_name_prefix="create")
         self._seen = caches.changes.count
@@ -164,7 +163,6 @@ class KubernetesExecutor:
             self.api.create(trial_job(self.campaign, trial, namespace=ns, owner=self.owner))
         except Exception as err:  # noqa: BLE001 - reported in status, retried by the driver
             log.warning("creating trial %s failed: %s", trial.trial_id, err)
-            self._failed_creates[trial.trial_id] = str(err)
             with self._lock:
                 self._creating.pop(trial.trial_id, None)
             self.caches.changes.bump()

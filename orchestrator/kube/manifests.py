@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from trainbed.contract.env import (
+    API_VERSION,
     CAMPAIGN_LABEL,
     DATA,
     ENFORCEMENT,
@@ -132,7 +133,7 @@ def owner_reference(campaign_object: dict[str, Any]) -> dict[str, Any]:
     """
     metadata = campaign_object["metadata"]
     return {
-        "apiVersion": campaign_object.get("apiVersion", "trainbed.io/v1alpha1"),
+        "apiVersion": campaign_object.get("apiVersion", API_VERSION),
         "kind": campaign_object.get("kind", "Campaign"),
         "name": metadata["name"],
         "uid": metadata["uid"],
@@ -205,24 +206,17 @@ def enforcement(trial: TrialSpec) -> dict[str, Any]:
     return record
 
 
-def worker_env(campaign: Campaign, trial: TrialSpec, *, rank_from_index: bool) -> list[dict]:
-    """The worker's environment: DDP rendezvous, thread counts, data path and enforcement.
-
-    With ``rank_from_index`` (the Indexed Job) ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
-    ``MASTER_PORT`` are set here; a PyTorchJob's operator sets them itself.
-    """
+def worker_env(campaign: Campaign, trial: TrialSpec) -> list[dict]:
+    """The worker's environment: DDP rendezvous (the rank from the Indexed Job's pod index,
+    rank 0 through the headless Service), thread counts, data path and enforcement."""
     threads = threads_for_cpu(trial.resources.cpu, available=_ANY_CORES)
     root = campaign.spec.kubernetes.results_path.rstrip("/")
-    env: list[dict[str, Any]] = []
-    if rank_from_index:
-        index = f"metadata.annotations['{INDEX_ANNOTATION}']"
-        env += [
-            {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": index}}},
-            {"name": "WORLD_SIZE", "value": str(trial.workload.parallelism)},
-            {"name": "MASTER_ADDR", "value": master_addr(campaign.name, trial.trial_id)},
-            {"name": "MASTER_PORT", "value": str(campaign.spec.kubernetes.master_port)},
-        ]
-    env += [
+    index = f"metadata.annotations['{INDEX_ANNOTATION}']"
+    return [
+        {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": index}}},
+        {"name": "WORLD_SIZE", "value": str(trial.workload.parallelism)},
+        {"name": "MASTER_ADDR", "value": master_addr(campaign.name, trial.trial_id)},
+        {"name": "MASTER_PORT", "value": str(campaign.spec.kubernetes.master_port)},
         *({"name": k, "value": v} for k, v in thread_variables(threads).items()),
         {"name": DATA, "value": f"{root}/data"},
         {"name": ENFORCEMENT, "value": json.dumps(enforcement(trial), sort_keys=True)},
@@ -230,13 +224,10 @@ def worker_env(campaign: Campaign, trial: TrialSpec, *, rank_from_index: bool) -
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    return env
 
 
-def _worker_pod_spec(
-    campaign: Campaign, trial: TrialSpec, *, container: str, rank_from_index: bool
-) -> dict[str, Any]:
-    """The pod spec every rank runs; the Job and the PyTorchJob wrap it differently."""
+def _worker_pod_spec(campaign: Campaign, trial: TrialSpec) -> dict[str, Any]:
+    """The pod spec every rank runs."""
     k8s = campaign.spec.kubernetes
     limits = resource_limits(trial)
     spec_path = str(SPEC_FILE)
@@ -247,14 +238,14 @@ def _worker_pod_spec(
         "securityContext": pod_security_context(),
         "containers": [
             {
-                "name": container,
+                "name": CONTAINER,
                 "image": k8s.image,
                 "imagePullPolicy": "IfNotPresent",
                 "command": [
                     *("trainbed", "worker", "--spec", spec_path),
                     *("--out", trial_dir(campaign, trial.trial_id)),
                 ],
-                "env": worker_env(campaign, trial, rank_from_index=rank_from_index),
+                "env": worker_env(campaign, trial),
                 "ports": [{"name": "ddp", "containerPort": k8s.master_port, "protocol": "TCP"}],
                 "resources": {"requests": dict(limits), "limits": dict(limits)},
                 "securityContext": container_security_context(),
@@ -366,7 +357,7 @@ def trial_job(
     levels = level_annotations(trial)
     world = trial.workload.parallelism
     pod_annotations = {**levels, **campaign.spec.kubernetes.pod_annotations}
-    pod_spec = _worker_pod_spec(campaign, trial, container=CONTAINER, rank_from_index=True)
+    pod_spec = _worker_pod_spec(campaign, trial)
     pod_spec["subdomain"] = service_name(trial.campaign, trial.trial_id)
     return {
         "apiVersion": "batch/v1",
@@ -390,54 +381,5 @@ def trial_job(
                 "metadata": {"labels": dict(labels), "annotations": pod_annotations},
                 "spec": pod_spec,
             },
-        },
-    }
-
-
-def pytorch_job(
-    campaign: Campaign, trial: TrialSpec, *, namespace: str, owner: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The same trial as a Kubeflow ``kubeflow.org/v1`` PyTorchJob (Master + Workers).
-
-    The training operator sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT itself and requires
-    the container to be named ``pytorch``. It still needs the trial's ConfigMap; it replaces the
-    Job and the Service.
-    """
-    labels = trial_labels(trial)
-    levels = level_annotations(trial)
-    pod_annotations = {**levels, **campaign.spec.kubernetes.pod_annotations}
-
-    def replica(count: int) -> dict[str, Any]:
-        spec = _worker_pod_spec(campaign, trial, container="pytorch", rank_from_index=False)
-        spec["containers"][0]["ports"][0]["name"] = "pytorchjob-port"
-        return {
-            "replicas": count,
-            "restartPolicy": "Never",
-            "template": {
-                "metadata": {"labels": dict(labels), "annotations": dict(pod_annotations)},
-                "spec": spec,
-            },
-        }
-
-    replicas = {"Master": replica(1)}
-    if trial.workload.parallelism > 1:
-        replicas["Worker"] = replica(trial.workload.parallelism - 1)
-    return {
-        "apiVersion": "kubeflow.org/v1",
-        "kind": "PyTorchJob",
-        "metadata": object_metadata(
-            job_name(trial.campaign, trial.trial_id),
-            namespace,
-            labels,
-            annotations=levels,
-            owner=owner,
-        ),
-        "spec": {
-            "runPolicy": {
-                "activeDeadlineSeconds": active_deadline(campaign),
-                "backoffLimit": campaign.spec.execution.retries,
-                "cleanPodPolicy": "None",
-            },
-            "pytorchReplicaSpecs": replicas,
         },
     }

@@ -210,7 +210,7 @@ class LocalExecutor:
         ranks: list[_Rank] = []
         started = time.time()
         started_at = now_iso()
-        spec_path = directory / "trial.json"
+        spec_path = TrialLayout(directory).spec_file
         for rank, limits in enumerate(plans):
             group = self.enforcer.prepare(trial.trial_id, rank, limits)
             env = rank_environment(

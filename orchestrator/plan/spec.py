@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainbed.contract.env import API_VERSION
 from trainbed.contract.errors import SpecError
 from trainbed.contract.quantity import parse_quantity
 from trainbed.contract.trial import TrialSettings
 
-API_VERSION = "trainbed.io/v1alpha1"
 KIND = "Campaign"
 
 Response = Literal["accuracy", "time", "time_to_accuracy", "energy", "throughput"]
@@ -151,7 +151,7 @@ class Campaign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    apiVersion: Literal["trainbed.io/v1alpha1"] = Field(API_VERSION)
+    apiVersion: Literal[API_VERSION] = Field(API_VERSION)  # type: ignore[valid-type]
     kind: Literal["Campaign"] = Field(KIND)
     metadata: Metadata
     spec: CampaignSpec

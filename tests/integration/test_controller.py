@@ -292,7 +292,19 @@ def test_exit_137_is_recorded_as_oom_killed_and_the_campaign_goes_on(
     assert len(list((root / "trials").glob("*/result.json"))) == 32
 
 
-def test_invalid_campaign_is_reported_in_status(api: KubeApi, namespace: str) -> None:
+def test_invalid_campaign_is_reported_in_status_and_parsed_once(
+    api: KubeApi, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainbed.orchestrator.kube import controller as controller_module
+
+    parses: list[str] = []
+    real_parse = controller_module.parse_campaign
+
+    def counting_parse(*args: Any, **kwargs: Any) -> Any:
+        parses.append(kwargs.get("source", ""))
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(controller_module, "parse_campaign", counting_parse)
     obj = seed001(namespace, name="invalid")
     obj["spec"]["factors"][0]["target"] = "resources.cpux"
     api.apply_campaign(obj)
@@ -305,9 +317,12 @@ def test_invalid_campaign_is_reported_in_status(api: KubeApi, namespace: str) ->
             if status.get("phase") == "Invalid":
                 break
             time.sleep(0.2)
+        for _ in range(5):  # later passes over the same generation do not parse it again
+            controller.reconcile_once()
     finally:
         controller.stop()
     assert status["phase"] == "Invalid"
     message = status["conditions"][0]["message"]
     assert "spec.factors[0].target" in message and "cpux" in message
     assert not _jobs(api, namespace, "invalid")
+    assert len(parses) == 1, parses

@@ -282,28 +282,6 @@ def test_job_name_is_a_dns_label(campaign: str, trial_id: str) -> None:
     assert manifests.master_addr(campaign, trial_id) == f"{name}-0.{name}"
 
 
-@pytest.mark.parametrize(("case", "campaign", "trial"), CASES, ids=IDS)
-def test_pytorch_job_structure(case: str, campaign: Campaign, trial: TrialSpec) -> None:
-    job = manifests.pytorch_job(campaign, trial, namespace=NAMESPACE)
-    assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
-    replicas = job["spec"]["pytorchReplicaSpecs"]
-    assert replicas["Master"]["replicas"] == 1
-    workers = trial.workload.parallelism - 1
-    assert replicas.get("Worker", {"replicas": 0})["replicas"] == workers
-    for replica in replicas.values():
-        pod = replica["template"]["spec"]
-        assert pod["containers"][0]["name"] == "pytorch"
-        assert "RANK" not in _env(pod["containers"][0])  # the operator sets it
-        assert_restricted(pod)
-        # The pod template is a valid core/v1 PodSpec.
-        kubernetes_validate.validate(
-            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": pod},
-            K8S_VERSION,
-            strict=True,
-        )
-    assert job["spec"]["runPolicy"]["activeDeadlineSeconds"] == manifests.active_deadline(campaign)
-
-
 @pytest.mark.parametrize(
     ("storage_class", "access_mode"),
     [(None, "ReadWriteMany"), ("standard", "ReadWriteOnce")],
