@@ -53,6 +53,8 @@ CACHE = Path(os.environ.get("TRAINBED_CACHE", Path.home() / ".cache" / "trainbed
 BIN = CACHE / f"k8s-{K8S_VERSION}" / "bin"
 STATE = Path(os.environ.get("TRAINBED_CLUSTER_DIR", CACHE / "cluster"))
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+#: The API server's identity towards kubelets (logs, exec); a real node's RBAC binds it.
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 #: binary name -> Go package, all pinned by tools/go.mod
 PACKAGES = {
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -259,9 +261,20 @@ def _certificates(pki: Path) -> None:
         )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+    _client_certificate(pki, pki / "kubelet-client", f"/CN={KUBELET_CLIENT_USER}")
 
 
-def _kubeconfig(path: Path, server: str, pki: Path) -> None:
+def _client_certificate(pki: Path, prefix: Path, subject: str) -> None:
+    """``prefix``.key/.crt: a client certificate for ``subject``, signed by the cluster's CA."""
+    key, csr, crt = (f"{prefix}.{ext}" for ext in ("key", "csr", "crt"))
+    request = ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr]
+    _openssl(*request, "-subj", subject, cwd=pki)
+    sign = ["x509", "-req", "-in", csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"]
+    _openssl(*sign, "-out", crt, "-days", "3650", "-extfile", "client.ext", cwd=pki)
+
+
+def _kubeconfig(path: Path, server: str, pki: Path, user: Path | None = None) -> None:
+    user = user or pki / "admin"  # the prefix of the user's .crt and .key
     path.write_text(
         json.dumps(
             {
@@ -277,8 +290,8 @@ def _kubeconfig(path: Path, server: str, pki: Path) -> None:
                     {
                         "name": "admin",
                         "user": {
-                            "client-certificate": str(pki / "admin.crt"),
-                            "client-key": str(pki / "admin.key"),
+                            "client-certificate": f"{user}.crt",
+                            "client-key": f"{user}.key",
                         },
                     }
                 ],
@@ -318,10 +331,11 @@ def _alive(pid: int) -> bool:
 _CHILDREN: list[subprocess.Popen[bytes]] = []
 
 
-def _spawn(state: Path, name: str, args: list[str]) -> int:
+def _spawn(state: Path, name: str, args: list[str], env: dict[str, str] | None = None) -> int:
     with open(state / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own copy
         proc = subprocess.Popen(
             args,
+            env={**os.environ, **env} if env else None,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -333,9 +347,9 @@ def _spawn(state: Path, name: str, args: list[str]) -> int:
     return proc.pid
 
 
-def _pids(state: Path) -> dict[str, int]:
+def _pids(state: Path, names: tuple[str, ...] = COMPONENTS) -> dict[str, int]:
     found = {}
-    for name in COMPONENTS:
+    for name in names:
         with contextlib.suppress(OSError, ValueError):
             found[name] = int((state / "pids" / f"{name}.pid").read_text())
     return found
@@ -374,7 +388,7 @@ def _wait(what: str, check, timeout: float, state: Path, component: str) -> None
     while time.time() < deadline:
         if check():
             return
-        pid = _pids(state).get(component)
+        pid = _pids(state, (component,)).get(component)
         if pid is not None and not _alive(pid):
             tail = (state / "logs" / f"{component}.log").read_text(errors="replace")[-3000:]
             raise ClusterError(f"{component} exited while waiting for {what}:\n{tail}")
@@ -465,23 +479,56 @@ def running(state: Path = STATE) -> Cluster | None:
 
 
 def up(
-    nodes: int = 4, node_cpu: str = "16", node_memory: str = "64Gi", state: Path = STATE
+    nodes: int = 4,
+    node_cpu: str = "16",
+    node_memory: str = "64Gi",
+    state: Path = STATE,
+    real_node: bool = False,
 ) -> Cluster:
     """Build what is missing, start everything on 127.0.0.1, and return when it is ready.
 
     A no-op (apart from adding missing nodes) when the cluster in ``state`` is already up.
+    ``real_node`` adds a real kubelet node beside the kwok nodes (``realnode.py``, root only).
     """
+    if real_node:
+        from tests.cluster import host, realnode
+
+        try:
+            realnode.preflight()  # one clear line, before anything starts, when it cannot work
+        except host.HostError as err:
+            raise ClusterError(str(err)) from None
     with _locked(_lock_path(state)):
         existing = _read_cluster(state, patience=30)
         if existing is not None:
             ensure_nodes(existing, nodes, node_cpu, node_memory)
+            if real_node:
+                _add_real_node(existing)
             return existing
         _down(state)
         try:
-            return _up(nodes, node_cpu, node_memory, state)
+            cluster = _up(nodes, node_cpu, node_memory, state)
+            if real_node:
+                _add_real_node(cluster)
+            return cluster
         except BaseException:
             _down(state, keep_logs=True)  # nothing left running after a failed start
             raise
+
+
+def _add_real_node(cluster: Cluster) -> None:
+    from tests.cluster import host, realnode
+
+    pid = _pids(cluster.state).get("kube-apiserver")
+    with contextlib.suppress(OSError, TypeError):
+        if b"--kubelet-client-certificate" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            raise ClusterError(
+                f"the cluster in {cluster.state} was started by an older launcher (its API server "
+                "has no kubelet client certificate): scripts/cluster down, then up --real-node"
+            )
+    try:
+        realnode.up(cluster)
+    except host.HostError as err:
+        raise ClusterError(str(err)) from None
 
 
 def _up(nodes: int, node_cpu: str, node_memory: str, state: Path) -> Cluster:
@@ -538,6 +585,11 @@ def _up(nodes: int, node_cpu: str, node_memory: str, state: Path) -> Cluster:
             f"--tls-cert-file={pki / 'server.crt'}",
             f"--tls-private-key-file={pki / 'server.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
+            # towards kubelets (a real node's logs and exec): a client certificate, and the
+            # node's InternalIP first, so the node's name need not resolve
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -650,8 +702,9 @@ def _in_state(pid: int, state: Path) -> bool:
     return cwd == state or state in cwd.parents
 
 
-def _down(state: Path, keep_logs: bool = False) -> None:
-    pids = _pids(state) if (state / "pids").exists() else {}
+def _stop(pids: dict[str, int], state: Path, names: tuple[str, ...] | None = None) -> None:
+    """SIGTERM the process groups of ``pids`` (those of ``names`` only, if given), then SIGKILL."""
+    pids = {n: p for n, p in pids.items() if names is None or n in names}
     for pid in pids.values():
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -665,6 +718,23 @@ def _down(state: Path, keep_logs: bool = False) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    for proc in [c for c in _CHILDREN if c.pid in pids.values()]:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)  # reap: its threads may still be exiting after the SIGKILL
+        if proc.returncode is not None:
+            _CHILDREN.remove(proc)
+
+
+def _down(state: Path, keep_logs: bool = False) -> None:
+    if (state / "realnode").exists():  # first: its pods, containerd, and what it changed
+        from tests.cluster import host, realnode
+
+        try:
+            realnode.teardown(state)
+        except host.HostError as err:
+            raise ClusterError(f"the real node could not be torn down: {err}") from None
+    pids = _pids(state) if (state / "pids").exists() else {}
+    _stop(pids, state)
     for proc in list(_CHILDREN):
         if proc.poll() is not None:  # reaps the ones this process started
             _CHILDREN.remove(proc)
@@ -708,6 +778,11 @@ def main(argv: list[str]) -> int:
     start.add_argument("--nodes", type=int, default=4)
     start.add_argument("--node-cpu", default="16")
     start.add_argument("--node-memory", default="64Gi")
+    start.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also start a real node: containerd, runc and a kubelet (root; see docs/real-node.md)",
+    )
     sub.add_parser("down", help="stop everything; leaves no process behind")
     sub.add_parser("kubeconfig", help="print the kubeconfig path of the running cluster")
     sub.add_parser("build", help="only build the binaries into the cache")
@@ -715,7 +790,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "up":
             started = time.time()
-            cluster = up(args.nodes, args.node_cpu, args.node_memory)
+            cluster = up(args.nodes, args.node_cpu, args.node_memory, real_node=args.real_node)
             _log(f"ready in {time.time() - started:.1f} s")
             print(cluster.kubeconfig)
         elif args.command == "down":
@@ -735,4 +810,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run as a script: continue in the importable copy (tests.cluster.launcher), the one that
+    # realnode.py imports, so that both see one ClusterError and one set of children.
+    sys.path.insert(0, str(HERE.parents[1]))
+    from tests.cluster import launcher
+
+    sys.exit(launcher.main(sys.argv[1:]))

@@ -1,7 +1,8 @@
 // The Go tools module of trainbed's test control plane (tests/cluster/launcher.py builds it).
 //
 // It pins a Kubernetes release and the tools that go with it:
-//   - k8s.io/kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl.
+//   - k8s.io/kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, and
+//     the kubelet of `scripts/cluster up --real-node` (tests/cluster/realnode_build.py).
 //     k8s.io/kubernetes is not meant to be a dependency: its go.mod points every k8s.io/*
 //     staging module at ./staging/..., so the replace block below maps each one to the
 //     published version of the same release (v1.X.Y -> v0.X.Y), the usual way to build its
@@ -25,6 +26,7 @@ tool (
 	k8s.io/kubernetes/cmd/kube-controller-manager
 	k8s.io/kubernetes/cmd/kube-scheduler
 	k8s.io/kubernetes/cmd/kubectl
+	k8s.io/kubernetes/cmd/kubelet
 	sigs.k8s.io/kwok/cmd/kwok
 )
 
@@ -42,6 +44,7 @@ require (
 	github.com/Masterminds/squirrel v1.5.4 // indirect
 	github.com/Masterminds/vcs v1.13.3 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect
+	github.com/Microsoft/hnslib v0.1.3 // indirect
 	github.com/NYTimes/gziphandler v1.1.1 // indirect
 	github.com/ProtonMail/go-crypto v1.4.1 // indirect
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
