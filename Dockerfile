@@ -1,5 +1,7 @@
-# syntax=docker/dockerfile:1
 # The image every trainbed pod runs: worker, controller, reader pod and TensorBoard.
+# No `# syntax=` line: BuildKit would fetch that frontend from a registry. The classic builder and
+# buildah build this file as it is; scripts/image builds a test image from its steps with no
+# registry at all (docs/real-node.md).
 #
 #   docker build -t trainbed:0.1.0 .                                    # CPU torch (default)
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124 \
