@@ -1,0 +1,81 @@
+"""``scripts/cluster down`` leaves nothing of a real node behind: no process, mount, link,
+iptables chain or rule, cgroup, or fixed path of the kubelet and containerd."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import host, launcher, realnode, realnode_build, realnode_host
+from tests.realnode.conftest import cannot_host, stop_session_node, wait_for
+
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1800)]
+
+
+def _rules() -> set[str]:
+    return {f"{key} {line}" for key, lines in realnode_host._rules().items() for line in lines}
+
+
+def test_down_leaves_nothing_behind() -> None:
+    reason = cannot_host() or stop_session_node()  # one real node per machine
+    if reason:
+        pytest.skip(reason)
+    before = {**host.snapshot(realnode_host.HOST_PATHS), "rules": _rules()}
+    state = Path(tempfile.mkdtemp(prefix="rn-down-", dir="/tmp"))
+    try:
+        cluster = launcher.up(nodes=1, state=state, real_node=True)
+        kubectl = [launcher.kubectl_path(), f"--kubeconfig={cluster.kubeconfig}"]
+        # a pod that uses all of it: sandbox, CNI bridge + bandwidth (an ifb), iptables
+        # masquerade, kubepods cgroups with a CPU quota
+        pause = realnode_build.pause_image()[1]  # a tiny image that runs forever
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "busy",
+                "annotations": {
+                    "kubernetes.io/ingress-bandwidth": "10M",
+                    "kubernetes.io/egress-bandwidth": "10M",
+                },
+            },
+            "spec": {
+                "nodeSelector": {realnode.LABEL[0]: realnode.LABEL[1]},
+                "tolerations": [{**realnode.TAINT, "operator": "Equal"}],
+                "containers": [
+                    {
+                        "name": "pause",
+                        "image": pause,
+                        "imagePullPolicy": "Never",
+                        "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
+                    }
+                ],
+            },
+        }
+        subprocess.run(
+            [*kubectl, "create", "-f", "-"], input=json.dumps(pod), text=True, check=True
+        )
+
+        def running() -> bool:
+            out = subprocess.run(
+                [*kubectl, "get", "pod", "busy", "-o", "jsonpath={.status.phase}"],
+                capture_output=True,
+                text=True,
+            )
+            return out.stdout == "Running"
+
+        wait_for(running, 120, "the pod on the real node")
+        during = host.snapshot(realnode_host.HOST_PATHS)
+        assert realnode_host.BRIDGE in during["links"]
+        assert any(c.endswith("/kubepods") for c in during["cgroups"])
+    finally:
+        launcher.down(state)
+    after = {**host.snapshot(realnode_host.HOST_PATHS), "rules": _rules()}
+    assert not state.exists()
+    for key in before:
+        assert after[key] - before[key] == set(), f"{key} left behind"
+        if key in ("processes", "paths"):
+            assert before[key] - after[key] == set(), f"{key} gone that were there before"
