@@ -38,8 +38,9 @@ def run(args: list[str], what: str, log_file: Path | None = None, **kwargs) -> s
 
 
 def require_root(what: str) -> None:
+    """``what`` says what needs root and why, e.g. ``"x needs root (it mounts)"``."""
     if os.geteuid() != 0:
-        raise HostError(f"{what} needs root (it mounts, chroots, and changes the network)")
+        raise HostError(what)
 
 
 def ensure_packages(needs: dict[str, str], prefix: str) -> None:

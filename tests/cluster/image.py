@@ -83,7 +83,6 @@ def _build_env(stage: list[tuple[str, str]]) -> dict[str, str]:
     for keyword, rest in stage:
         if keyword == "ENV":
             env.update(_pairs(rest, env))
-    env.pop("PIP_NO_CACHE_DIR", None)  # this build keeps a pip cache outside the image
     return env
 
 
@@ -126,26 +125,24 @@ def _sources_hash(sources: list[tuple[Path, str]]) -> str:
 
 class _Chroot:
     """An overlayfs over ``lowers`` whose changes land in ``layer/upper``, with /proc, /dev, the
-    host's resolv.conf and CA bundle, a pip cache and a scratch folder (at /mnt) mounted in."""
+    host's resolv.conf and CA bundle, and a scratch folder (at /mnt) mounted in."""
 
     def __init__(self, layer: Path, lowers: list[Path]) -> None:
         self.layer, self.lowers = layer, lowers
         self.merged, self.scratch = layer / "merged", layer / "scratch"
 
     def __enter__(self) -> _Chroot:
-        for sub in ("upper", "work", "merged", "scratch/tmp", "scratch/home", "scratch/pip"):
+        for sub in ("upper", "work", "merged", "scratch/tmp", "scratch/home"):
             (self.layer / sub).mkdir(parents=True, exist_ok=True)
         lower = ":".join(str(p) for p in self.lowers)
         options = f"lowerdir={lower},upperdir={self.layer}/upper,workdir={self.layer}/work"
         host.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)], "mount")
         shutil.copy("/etc/ssl/certs/ca-certificates.crt", self.scratch / "ca.crt")
-        (CACHE / "pip-cache").mkdir(exist_ok=True)
         binds = [
             (["-t", "proc", "proc"], "proc"),
             (["--bind", "/dev"], "dev"),
             (["--bind", "/etc/resolv.conf"], "etc/resolv.conf"),
             (["--bind", str(self.scratch)], "mnt"),
-            (["--bind", str(CACHE / "pip-cache")], "mnt/pip"),
         ]
         for args, target in binds:
             host.run(["mount", *args, str(self.merged / target)], f"mount {target}")
@@ -156,7 +153,6 @@ class _Chroot:
             **env,
             "HOME": "/mnt/home",
             "TMPDIR": "/mnt/tmp",
-            "PIP_CACHE_DIR": "/mnt/pip",
             "PIP_CERT": "/mnt/ca.crt",  # TLS may be intercepted: trust what the host trusts
             "PIP_DEFAULT_TIMEOUT": os.environ.get("PIP_DEFAULT_TIMEOUT", "120"),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
@@ -194,7 +190,7 @@ def _step(directory: Path, what: str, build) -> Path:
 
 def build() -> dict:
     """Build (or find in the cache) the test image; returns its record (``ref``, ``layers``...)."""
-    host.require_root("building the image")
+    host.require_root("scripts/image build needs root (debootstrap, overlay mounts, chroot)")
     host.ensure_packages({"debootstrap": "debootstrap", "chroot": "coreutils"}, "image")
     CACHE.mkdir(parents=True, exist_ok=True)
     build_stage, final = _stages()[0], _stages()[-1]
@@ -213,7 +209,9 @@ def build() -> dict:
     app_key = _hash(deps_key, app_runs, workdir, _sources_hash(sources), dockerfile)
     record_file = CACHE / f"image-{app_key[:16]}.json"
     if record_file.exists():
-        return json.loads(record_file.read_text())
+        record = json.loads(record_file.read_text())
+        if all(Path(layer["root"]).is_dir() for layer in record["layers"]):
+            return record
     with launcher._locked(CACHE / "build.lock"):
         base = _step(CACHE / f"base-{base_key[:16]}", "base layer (debootstrap)", _base(base_runs))
         rootfs = base / "rootfs"
@@ -238,6 +236,8 @@ def build() -> dict:
 
         app_dir = _step(CACHE / f"app-{app_key[:16]}", "app layer (pip install .)", app)
         _prune("app-", keep=app_dir)
+        _prune("deps-", keep=deps_dir, count=1)  # 6.4 GB each
+        _prune("base-", keep=base, count=1)
         layers = [
             oci.Layer.cached(rootfs, base / "layer.json", oci.RUNTIME_DIRS),
             oci.Layer.cached(deps_dir / "upper", deps_dir / "layer.json"),

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.cluster import host, launcher, realnode_build, realnode_host
@@ -48,7 +49,9 @@ def _log(message: str) -> None:
 
 def preflight() -> None:
     """Fail early, in one line, where this machine cannot host the node; install what apt can."""
-    host.require_root("scripts/cluster up --real-node")
+    host.require_root(
+        "scripts/cluster up --real-node needs root (containerd, the kubelet, cgroups, iptables)"
+    )
     if (
         not Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists()
         and not Path("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -111,7 +114,8 @@ def _start(cluster: launcher.Cluster, root: Path, paths: dict) -> None:
         "containerd",
     )
     host.run([*ctr, "images", "import", str(paths["pause"])], "importing the pause image")
-    (root / "coredns" / "Corefile").write_text(_corefile(cluster))
+    ready_port = launcher._free_port()
+    (root / "coredns" / "Corefile").write_text(_corefile(cluster, ready_port))
     launcher._spawn(
         state, "coredns", [str(paths["coredns"]), "-conf", str(root / "coredns" / "Corefile")]
     )
@@ -119,6 +123,8 @@ def _start(cluster: launcher.Cluster, root: Path, paths: dict) -> None:
     target = f"TCP:127.0.0.1:{cluster.server.rsplit(':', 1)[1]}"
     launcher._spawn(state, "apiserver-relay", ["socat", relay, target])
     _cluster_objects(cluster)
+    ready = f"http://127.0.0.1:{ready_port}/ready"  # CoreDNS has synced with the API
+    launcher._wait("CoreDNS", lambda: launcher._http_ok(ready), 30, state, "coredns")
     (root / "kubelet.yaml").write_text(json.dumps(_kubelet_config(root, pki), indent=2))
     launcher._spawn(
         state,
@@ -277,11 +283,11 @@ def _cni_config(root: Path) -> dict:
     }
 
 
-def _corefile(cluster: launcher.Cluster) -> str:
+def _corefile(cluster: launcher.Cluster, ready_port: int) -> str:
     return f""".:53 {{
     bind {DNS_IP}
     errors
-    ready 127.0.0.1:{launcher._free_port()}
+    ready 127.0.0.1:{ready_port}
     kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
         kubeconfig {cluster.kubeconfig} trainbed
         pods insecure
@@ -330,6 +336,18 @@ def _kubelet_config(root: Path, pki: Path) -> dict:
     }
 
 
+def _forget_node(state: Path) -> None:
+    """Delete the Node object where the control plane outlives the node (best effort)."""
+    try:
+        server = json.loads((state / "cluster.json").read_text())["server"]
+        url = f"{server}/api/v1/nodes/{NODE_NAME}"
+        request = urllib.request.Request(url, method="DELETE")
+        context = launcher._ssl_context(state / "pki")
+        urllib.request.urlopen(request, context=context, timeout=5).close()
+    except (OSError, ValueError, KeyError):
+        pass
+
+
 def teardown(state: Path) -> None:
     """Stop the node and undo what it changed on the host (see ``realnode_host.release``)."""
     root = _dir(state)
@@ -337,6 +355,7 @@ def teardown(state: Path) -> None:
         return
     pids = launcher._pids(state, PROCESSES)
     launcher._stop(pids, state, names=("kubelet",))  # no restarts while pods are killed
+    _forget_node(state)
     realnode_host.kill_pods()
     launcher._stop(pids, state)
     realnode_host.kill_programs(realnode_build.CONTAINERD_DIR / "bin")

@@ -35,7 +35,6 @@ HOST_PATHS = (
     "/var/log/containers",
     "/var/log/pods",
     "/opt/containerd",
-    "/run/netns",
 )
 SYSCTLS = (
     "net.ipv4.ip_forward",
@@ -190,7 +189,7 @@ def release(state: Path, root: Path) -> None:
         record = json.loads((root / "host.json").read_text())
     except (OSError, ValueError):
         record = {"sysctls": {}, "rules": None, "cgroups": _top_cgroups(), "paths": HOST_PATHS}
-    host.unmount_under(root, "/run/containerd", "/var/lib/kubelet", "/run/netns")
+    host.unmount_under(root, "/run/containerd", "/var/lib/kubelet")
     if record["rules"] is not None:
         _restore_rules(record["rules"])
     _remove_links()
