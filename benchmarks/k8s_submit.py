@@ -36,9 +36,8 @@ from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
 from trainbed.orchestrator.kube.controller import Controller  # noqa: E402
 from trainbed.orchestrator.kube.crd import campaign_crd  # noqa: E402
 from trainbed.orchestrator.kube.manifests import trial_configmap, trial_job, trial_service  # noqa: E402
-from trainbed.orchestrator.plan.design import build_design  # noqa: E402
 from trainbed.orchestrator.plan.spec import Campaign, parse_campaign  # noqa: E402
-from trainbed.orchestrator.plan.trials import trial_spec  # noqa: E402
+from trainbed.orchestrator.plan.trials import plan_campaign  # noqa: E402
 
 
 def campaign(name: str, trials: int, concurrency: int, duration: str) -> Campaign:
@@ -127,8 +126,7 @@ def time_kubectl(api: KubeApi, kubeconfig: Path, trials: int) -> float:
     namespace = new_namespace(api)
     spec = campaign("bench", trials, concurrency=trials, duration="600s")
     docs: list[dict[str, Any]] = []
-    for run in build_design(spec).runs:
-        trial = trial_spec(spec, run)
+    for trial in plan_campaign(spec).trials:
         docs += [
             trial_configmap(spec, trial, namespace=namespace),
             trial_service(spec, trial, namespace=namespace),

@@ -3,7 +3,7 @@
 Each executor builds a :class:`TrialObservation` from what it saw (the local executor from its
 processes and cgroups, the Kubernetes executor from the Job and its pods), and
 :func:`outcome` turns it, with the worker's own ``result.json`` where there is one, into the
-:class:`~trainbed.contract.result.Result` that is recorded. The executor knows things the
+:class:`~trainbed.contract.records.Result` that is recorded. The executor knows things the
 worker cannot: that the kernel or the kubelet OOM-killed a rank, that the trial was stopped for
 time, that rank 0 died before it could write anything.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from trainbed.contract.result import Result
+from trainbed.contract.records import Result
 from trainbed.contract.trial import TrialSpec
 
 #: The exit code of a process killed by SIGKILL, as the kernel's OOM killer does.
@@ -87,8 +87,9 @@ def _verdict(worker: Result | None, seen: TrialObservation) -> tuple[str | None,
         why = f" while Unschedulable: {seen.unschedulable}" if seen.unschedulable else ""
         return "timed_out", f"DeadlineExceeded{why}"
     if worker is None:
-        if seen.completed and not seen.results_visible:
-            return "succeeded", ""
+        if seen.completed:  # the backend's own verdict: every rank exited 0
+            missing = "the Job completed, but rank 0 left no result.json on the results volume"
+            return "succeeded", missing if seen.results_visible else ""
         if not seen.results_visible and not failed and not seen.failure:
             return "failed", "the trial failed"
         reason = "; ".join(p for p in (seen.failure, codes) if p)

@@ -24,9 +24,8 @@ from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.limits import detect_enforcer
-from trainbed.orchestrator.plan.design import build_design
 from trainbed.orchestrator.plan.spec import Campaign, load_campaign
-from trainbed.orchestrator.plan.trials import trial_spec
+from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
 
@@ -96,8 +95,8 @@ def run_campaign(
     if parallel < 1:
         raise UserError("--parallel: must be at least 1")
     campaign = load_campaign(file)
-    design = build_design(campaign)
-    trials = [trial_spec(campaign, run) for run in design.runs]
+    planned = plan_campaign(campaign)
+    design, trials = planned.design, planned.trials
     results = ResultsDir.for_campaign(out, campaign)
     lock = results.lock()
     executor: LocalExecutor | None = None

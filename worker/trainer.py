@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import random
 import time
 from collections.abc import Callable
@@ -28,8 +26,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-import trainbed
-from trainbed.contract.env import ENFORCEMENT
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.records import (
     EpochRecord,
@@ -45,6 +41,7 @@ from trainbed.worker.epoch_loop import run_epoch
 from trainbed.worker.evaluation import evaluate
 from trainbed.worker.models import build_model
 from trainbed.worker.optimizers import make_optimizer
+from trainbed.worker.provenance import read_enforcement, versions
 from trainbed.worker.rank_env import RankEnv
 from trainbed.worker.stopping import TargetTracker, epochs_to_run
 from trainbed.worker.tensorboard_log import TensorBoardLog
@@ -364,7 +361,7 @@ class Trainer:
             first_iteration_s=self.log.first_step_s(),
             validation_time_s=sum(e.val_time_s for e in epochs) if epochs else None,
             epochs=epochs,
-            enforcement=enforcement(),
+            enforcement=read_enforcement(),
             seeds=self.seeds(),
             world_size=self.env.world_size,
             device=str(self.device),
@@ -372,26 +369,6 @@ class Trainer:
             target_met_epoch=met,
             threads=torch.get_num_threads(),
         )
-
-
-def versions() -> dict[str, str]:
-    return {
-        "trainbed": trainbed.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def enforcement() -> dict[str, Any]:
-    """How the executor enforced the limits: ``$TRAINBED_ENFORCEMENT`` (JSON), else none."""
-    raw = os.environ.get(ENFORCEMENT)
-    if not raw:
-        return {"mode": "none"}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return {"mode": "unknown", "raw": raw}
-    return value if isinstance(value, dict) else {"mode": "unknown", "raw": raw}
 
 
 def _seed_worker(worker_id: int) -> None:

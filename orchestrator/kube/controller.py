@@ -25,9 +25,8 @@ from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
 from trainbed.orchestrator.kube.informer import Informer
 from trainbed.orchestrator.kube.manifests import owner_reference
-from trainbed.orchestrator.plan.design import build_design
 from trainbed.orchestrator.plan.spec import Campaign, parse_campaign
-from trainbed.orchestrator.plan.trials import trial_spec
+from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
 log = logging.getLogger(__name__)
@@ -101,11 +100,11 @@ class Controller:
             campaign = parse_campaign(
                 {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
             )
-            design = build_design(campaign)
+            planned = plan_campaign(campaign)
         except SpecError as err:
             self._invalid(name, generation, "InvalidSpec", str(err))
             return None
-        trials = [trial_spec(campaign, run) for run in design.runs]
+        design, trials = planned.design, planned.trials
         results = None
         if self.results_root is not None:
             results = ResultsDir.for_campaign(self.results_root, campaign)
@@ -121,6 +120,7 @@ class Controller:
             self.caches,
             namespace=self.namespace,
             owner=owner_reference(obj),
+            trials=trials,
             recorded=recorded,
             results=results,
         )

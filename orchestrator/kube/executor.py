@@ -18,13 +18,14 @@ from datetime import datetime
 from typing import Any
 
 from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
-from trainbed.contract.records import Result, write_result
+from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.informer import Changes, Informer
 from trainbed.orchestrator.kube.manifests import job_name, trial_configmap, trial_job, trial_service
-from trainbed.orchestrator.kube.status import job_finished, trial_status
+from trainbed.orchestrator.kube.status import job_finished, observation, trial_status
+from trainbed.orchestrator.outcome import outcome
 from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
@@ -80,6 +81,7 @@ class KubernetesExecutor:
         caches: ClusterCaches,
         *,
         namespace: str,
+        trials: list[TrialSpec],
         owner: dict[str, Any] | None = None,
         recorded: dict[str, dict[str, Any]] | None = None,
         create_workers: int = 16,
@@ -90,6 +92,7 @@ class KubernetesExecutor:
         self.caches = caches
         self.namespace = namespace
         self.owner = owner
+        self.specs = {trial.trial_id: trial for trial in trials}
         #: Where this campaign's results directory is (the PVC in the cluster), if mounted here.
         self.results = results
         #: trial_id -> status entry with a final ``status`` (from the Campaign's status on start)
@@ -176,13 +179,23 @@ class KubernetesExecutor:
         if trial_id in self.recorded:
             return _result(self.recorded[trial_id])
         job = self._jobs()[trial_id]
-        entry = trial_status(job, self._pods().get(trial_id, []))
-        assert entry["status"], f"{trial_id} is recorded only once its Job finished"
+        assert job_finished(job), f"{trial_id} is recorded only once its Job finished"
+        pods = self._pods().get(trial_id, [])
+        worker = None
+        if self.results is not None:
+            try:
+                worker = read_result(self.results.trial_dir(trial_id))
+            except ValueError:
+                worker = None  # an unreadable result is not the worker's word
+        seen = observation(job, pods, results_visible=self.results is not None)
+        result = outcome(self.specs[trial_id], worker, seen)
+        entry = trial_status(job, pods, result)
         self.recorded[trial_id] = entry
         self.unflushed[trial_id] = entry
-        result = _result(entry)
         if self.results is not None:
-            self._write_missing_result(trial_id, result)
+            # as the local executor does: the worker's record, corrected by what the API saw
+            # (an OOM kill, a deadline), or the API's alone where the worker wrote none
+            write_result(self.results.trial_dir(trial_id), result)
         return result
 
     def flushed(self) -> None:
@@ -196,19 +209,6 @@ class KubernetesExecutor:
                 name = job_name(self.campaign.name, trial_id)
                 for kind in ("Job", "Service", "ConfigMap"):
                     self.api.delete(kind, self.namespace, name)
-
-    def _write_missing_result(self, trial_id: str, result: Result) -> None:
-        """A worker that was OOM-killed or stopped at its deadline wrote no result.json; the
-        controller records what the API saw (status, reason, timestamps), never invented
-        metrics. A worker's own result is never overwritten."""
-        assert self.results is not None
-        directory = self.results.trial_dir(trial_id)
-        if self.results.has_result(trial_id):
-            return
-        write_result(
-            directory,
-            result.model_copy(update={"campaign": self.campaign.name, "trial_id": trial_id}),
-        )
 
     def wait(self, timeout: float) -> None:
         self._seen = self.caches.changes.wait(self._seen, timeout)

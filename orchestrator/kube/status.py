@@ -1,15 +1,18 @@
-"""What a trial's Job and pods say about it: phase, outcome, reason and timestamps. Pure.
+"""What a trial's Job and pods say about it: its phase, timestamps, and the observation the
+one outcome function (:mod:`trainbed.orchestrator.outcome`) decides from. Pure.
 
-The controller records this in the Campaign's status. The outcome follows DESIGN.md: exit 137
-(the podFailurePolicy's FailJob rule) is ``oom_killed``; the Job's deadline is ``timed_out``;
-anything else that fails the Job is ``failed`` with the pods' own reasons (Evicted, Error,
-Unschedulable...). Timestamps come from the API: created (the Job), scheduled (PodScheduled),
-started (the first container start) and finished (the Job's final condition).
+The controller records this in the Campaign's status. Timestamps come from the API: created (the
+Job), scheduled (PodScheduled), started (the first container start) and finished (the Job's
+final condition).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from trainbed.contract.records import Result
+from trainbed.orchestrator.kube.manifests import INDEX_ANNOTATION
+from trainbed.orchestrator.outcome import OOM_EXIT_CODE, TrialObservation
 
 FINAL = ("Complete", "Failed")
 
@@ -83,8 +86,67 @@ def _evicted(pods: list[dict[str, Any]]) -> int:
     return count
 
 
-def trial_status(job: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
-    """The Campaign-status entry of one trial."""
+def _exit_codes(pods: list[dict[str, Any]]) -> dict[int, int | None]:
+    """rank (the pod's completion index) -> the exit code of its newest termination."""
+    codes: dict[int, int | None] = {}
+    for pod in pods:
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        index = annotations.get(INDEX_ANNOTATION)
+        if index is None or not str(index).isdigit():
+            continue
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (status.get("state") or {}).get("terminated")
+            if term and term.get("exitCode") is not None:
+                codes[int(index)] = int(term["exitCode"])
+    return codes
+
+
+def observation(
+    job: dict[str, Any], pods: list[dict[str, Any]], *, results_visible: bool
+) -> TrialObservation:
+    """What a finished Job and its pods say, in the terms of :mod:`~trainbed.orchestrator.outcome`:
+    exit 137 or OOMKilled (the podFailurePolicy's FailJob rule) is an OOM kill; the Job's
+    deadline is a timeout; anything else that fails it carries the pods' own reasons."""
+    complete = _true(job, "Complete")
+    failed = _true(job, "Failed")
+    terms = _terminations(pods)
+    failure = ""
+    if failed:
+        details = sorted(
+            {f"{t.get('reason') or 'Error'} (exit {t.get('exitCode')})" for t in terms}
+        )
+        said = " ".join(p for p in (failed.get("message") or "", "; ".join(details)) if p)
+        failure = f"{failed.get('reason') or 'Failed'}: {said}".rstrip(": ")
+    finished = None
+    if complete:
+        finished = (job.get("status") or {}).get("completionTime") or complete.get(
+            "lastTransitionTime"
+        )
+    elif failed:
+        finished = failed.get("lastTransitionTime")
+    return TrialObservation(
+        exit_codes=_exit_codes(pods),
+        oom_killed=bool(failed)
+        and any(
+            t.get("exitCode") == OOM_EXIT_CODE or t.get("reason") == "OOMKilled" for t in terms
+        ),
+        deadline_exceeded=bool(failed) and failed.get("reason") == "DeadlineExceeded",
+        unschedulable=_unschedulable(pods),
+        completed=True if complete else (False if failed else None),
+        failure=failure,
+        evicted=_evicted(pods),
+        results_visible=results_visible,
+        started_at=_started(pods),
+        finished_at=finished,
+        enforcement={"mode": "kubernetes"},
+    )
+
+
+def trial_status(
+    job: dict[str, Any], pods: list[dict[str, Any]], result: Result | None = None
+) -> dict[str, Any]:
+    """The Campaign-status entry of one trial: its phase and timestamps from the API, and, once
+    the Job finished, the recorded ``result``'s status and reason."""
     meta = job.get("metadata") or {}
     entry: dict[str, Any] = {
         "job": meta.get("name"),
@@ -98,48 +160,19 @@ def trial_status(job: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, A
     }
     complete = _true(job, "Complete")
     failed = _true(job, "Failed")
-    evicted = _evicted(pods)
-    if complete:
-        entry.update(phase="Succeeded", status="succeeded")
-        entry["finished"] = (job.get("status") or {}).get("completionTime") or complete.get(
-            "lastTransitionTime"
-        )
-    elif failed:
-        entry["phase"] = "Failed"
-        entry["finished"] = failed.get("lastTransitionTime")
-        reason = failed.get("reason") or ""
-        codes = [t.get("exitCode") for t in _terminations(pods)]
-        oom = 137 in codes or any(t.get("reason") == "OOMKilled" for t in _terminations(pods))
-        if oom:
-            entry.update(status="oom_killed", reason="OOMKilled: a worker exited 137")
-        elif reason == "DeadlineExceeded":
-            unschedulable = _unschedulable(pods)
-            entry.update(
-                status="timed_out",
-                reason="DeadlineExceeded"
-                + (f" while Unschedulable: {unschedulable}" if unschedulable else ""),
-            )
-        else:
-            details = sorted(
-                {
-                    f"{t.get('reason') or 'Error'} (exit {t.get('exitCode')})"
-                    for t in _terminations(pods)
-                }
-            )
-            entry.update(
-                status="failed",
-                reason=f"{reason}: {failed.get('message') or ''} {'; '.join(details)}".strip(),
-            )
+    if complete or failed:
+        entry["phase"] = "Succeeded" if complete else "Failed"
+        entry["finished"] = observation(job, pods, results_visible=False).finished_at
+        if result is not None:
+            entry.update(status=result.status, reason=result.reason)
+        return entry
+    unschedulable = _unschedulable(pods)
+    if unschedulable:
+        entry.update(phase="Unschedulable", reason=unschedulable)
+    elif entry["started"]:
+        entry["phase"] = "Running"
+    elif entry["scheduled"]:
+        entry["phase"] = "Scheduled"
     else:
-        unschedulable = _unschedulable(pods)
-        if unschedulable:
-            entry.update(phase="Unschedulable", reason=unschedulable)
-        elif entry["started"]:
-            entry["phase"] = "Running"
-        elif entry["scheduled"]:
-            entry["phase"] = "Scheduled"
-        else:
-            entry["phase"] = "Created"
-    if evicted:
-        entry["reason"] = (entry["reason"] + f"; {evicted} pod(s) Evicted and retried").lstrip("; ")
+        entry["phase"] = "Created"
     return entry

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +38,7 @@ from trainbed.contract.records import (
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
+from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 
 _PR_SET_PDEATHSIG = 1
@@ -294,24 +294,21 @@ class LocalExecutor:
         oom = any(self.enforcer.oom_killed(r.group) for r in trial.ranks)
         for rank in trial.ranks:
             self.enforcer.cleanup(rank.group)
-        result = outcome(
-            trial.spec,
-            read_result(trial.directory),
+        seen = TrialObservation(
             exit_codes={r.rank: r.exit_code for r in trial.ranks},
             oom_killed=oom,
             memory_exceeded=trial.memory_exceeded,
-            stop_status=trial.stop_status,
-            stop_reason=trial.stop_reason,
-            enforcement=trial.enforcement,
+            stopped=(trial.stop_status, trial.stop_reason) if trial.stop_status else None,
             started=trial.started,
             started_at=trial.started_at,
             finished_at=trial.finished_at or now_iso(),
+            enforcement=trial.enforcement,
             log_tails={
                 r.rank: _tail(TrialLayout(trial.directory).log_file(r.rank)) for r in trial.ranks
             },
+            extra=trial.extra,
         )
-        if trial.extra:
-            result = result.model_copy(update=trial.extra)
+        result = outcome(trial.spec, read_result(trial.directory), seen)
         _complete_timestamps(trial.directory, {r.rank: r.exit_code for r in trial.ranks})
         write_result(trial.directory, result)
         del self.running[trial_id]
@@ -319,82 +316,6 @@ class LocalExecutor:
 
     def wait(self, timeout: float) -> None:
         time.sleep(min(timeout, 0.25) if self.running else min(timeout, 0.05))
-
-
-def outcome(
-    spec: TrialSpec,
-    worker_result: Result | None,
-    *,
-    exit_codes: dict[int, int | None],
-    oom_killed: bool,
-    memory_exceeded: bool,
-    stop_status: str | None,
-    stop_reason: str,
-    enforcement: dict[str, Any],
-    started: float,
-    started_at: str,
-    finished_at: str,
-    log_tails: dict[int, str],
-) -> Result:
-    """The recorded result of a finished trial: the worker's, corrected by what the executor saw.
-
-    Pure. The executor knows things the worker cannot: that the kernel OOM-killed a rank, that the
-    trial was stopped for time, that rank 0 died before it could write anything.
-    """
-    status: str | None = None
-    reason = ""
-    failed = {r: c for r, c in exit_codes.items() if c not in (0, None)}
-    if oom_killed:
-        status, reason = "oom_killed", "a rank exceeded its memory limit and was OOM-killed"
-    elif memory_exceeded:
-        status = "failed"
-        reason = "memory limit exceeded: resident memory passed the limit (fallback watchdog)"
-    elif stop_status is not None:
-        status, reason = stop_status, stop_reason
-    elif worker_result is None:
-        status = "failed"
-        codes = ", ".join(f"rank {r} exited {_describe_code(c)}" for r, c in sorted(failed.items()))
-        reason = codes or "the workers exited without writing a result"
-        first = min(failed) if failed else 0
-        tail = log_tails.get(first, "").strip().splitlines()[-1:] or [""]
-        if tail[0]:
-            reason += f"; rank {first} log: {tail[0][:300]}"
-    elif worker_result.status == "succeeded" and failed:
-        status = "failed"
-        reason = ", ".join(
-            f"rank {r} exited {_describe_code(c)}" for r, c in sorted(failed.items())
-        )
-    base = worker_result or Result(status="failed")
-    update: dict[str, Any] = {"enforcement": enforcement}
-    if status is not None:
-        update["status"] = status
-        update["reason"] = (
-            f"{reason} (worker said: {worker_result.status}: {worker_result.reason})"
-            if worker_result is not None and worker_result.reason and status != worker_result.status
-            else reason
-        )
-    update["campaign"] = base.campaign or spec.campaign
-    update["trial_id"] = base.trial_id or spec.trial_id
-    update["world_size"] = base.world_size or spec.workload.parallelism
-    update["started_at"] = base.started_at or started_at
-    update["finished_at"] = base.finished_at or finished_at
-    if base.wall_time_s is None:
-        update["wall_time_s"] = max(
-            0.0, datetime.fromisoformat(update["finished_at"]).timestamp() - started
-        )
-    update["exit_codes"] = {str(r): c for r, c in exit_codes.items()}
-    return base.model_copy(update=update)
-
-
-def _describe_code(code: int | None) -> str:
-    if code is None:
-        return "never"
-    if code < 0:
-        try:
-            return f"on {signal.Signals(-code).name}"
-        except ValueError:
-            return f"on signal {-code}"
-    return f"with code {code}"
 
 
 def _tail(path: Path, size: int = 4000) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from dataclasses import dataclass
 from typing import Any
 
 from trainbed.contract.layout import coded_column
 from trainbed.contract.trial import TrialSettings, TrialSpec
-from trainbed.orchestrator.plan.design import Design, Run
+from trainbed.orchestrator.plan.design import Design, Run, build_design
 from trainbed.orchestrator.plan.spec import Campaign, apply_levels
 
 
@@ -74,3 +75,19 @@ def design_csv(campaign: Campaign, design: Design) -> str:
     writer.writeheader()
     writer.writerows(design_rows(campaign, design))
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """A validated campaign, its design, and the trial specs of its runs in run order."""
+
+    campaign: Campaign
+    design: Design
+    trials: list[TrialSpec]
+
+
+def plan_campaign(campaign: Campaign) -> CampaignPlan:
+    """Everything a run needs before anything runs: ``trainbed run``, the controller and the
+    benchmarks all start here, so a campaign means the same trials everywhere."""
+    design = build_design(campaign)
+    return CampaignPlan(campaign, design, [trial_spec(campaign, run) for run in design.runs])

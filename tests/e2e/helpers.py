@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from trainbed.contract.records import RESULT_FILE
+from trainbed.contract.layout import RESULT_FILE
 
 
 def write_campaign(
