@@ -20,6 +20,9 @@ class Term:
 
     factors: tuple[str, ...]
     aliases: tuple[tuple[str, ...], ...]
+    #: per alias, +1 when its column equals this effect's and -1 when it is the opposite (a
+    #: negative word such as I = -ABCD makes A = -BCD); empty means all +1
+    signs: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -27,7 +30,12 @@ class Term:
 
     @property
     def alias_text(self) -> str:
-        return " = ".join(":".join(a) for a in self.aliases)
+        """The aliases with their signs: ``-B:C:D`` when A's column is minus B·C·D's."""
+        signs = self.signs or (1,) * len(self.aliases)
+        return " = ".join(
+            ("-" if sign < 0 else "") + ":".join(a)
+            for a, sign in zip(self.aliases, signs, strict=True)
+        )
 
 
 def estimable_terms(
@@ -39,27 +47,30 @@ def estimable_terms(
     """
     k = len(names)
     max_order = k if max_order is None else min(max_order, k)
-    groups: dict[bytes, list[tuple[int, ...]]] = {}
+    groups: dict[bytes, list[tuple[tuple[int, ...], int]]] = {}
     constant: set[bytes] = set()
     for order in range(1, k + 1):
         for combo in combinations(range(k), order):
             column = np.prod(points[:, list(combo)], axis=1)
+            sign = 1
             if column[0] < 0:
-                column = -column  # equal or opposite columns alias
+                column, sign = -column, -1  # equal or opposite columns alias
             key = column.astype(np.int8).tobytes()
             if np.all(column == column[0]):
                 constant.add(key)
                 continue
-            groups.setdefault(key, []).append(combo)
+            groups.setdefault(key, []).append((combo, sign))
     terms = []
     for combos in groups.values():
-        representative = combos[0]  # combinations() yields lower orders and factor order first
+        # combinations() yields lower orders and factor order first
+        representative, own_sign = combos[0]
         if len(representative) > max_order:
             continue
         terms.append(
             Term(
                 factors=tuple(names[i] for i in representative),
-                aliases=tuple(tuple(names[i] for i in c) for c in combos[1:]),
+                aliases=tuple(tuple(names[i] for i in c) for c, _ in combos[1:]),
+                signs=tuple(sign * own_sign for _, sign in combos[1:]),
             )
         )
     terms.sort(key=lambda t: (len(t.factors), [names.index(f) for f in t.factors]))
