@@ -35,6 +35,11 @@ class Observation:
     stopping: bool = False  # a stop was already requested
 
 
+#: What an executor's silence about a trial means; one shared value, because decide() looks up
+#: every trial of the plan on every pass (10,000 of them in a large campaign).
+_PENDING = Observation(Phase.PENDING)
+
+
 @dataclass(frozen=True)
 class Start:
     trial_id: str
@@ -81,7 +86,7 @@ def decide(
     actions: list[Action] = []
     running = 0
     for trial_id in desired:
-        obs = observed.get(trial_id, Observation(Phase.PENDING))
+        obs = observed.get(trial_id, _PENDING)
         if obs.phase is Phase.FINISHED:
             actions.append(Record(trial_id))
         elif obs.phase is Phase.RUNNING:
@@ -99,10 +104,10 @@ def decide(
     for trial_id in desired:
         if free <= 0:
             break
-        if observed.get(trial_id, Observation(Phase.PENDING)).phase is Phase.PENDING:
+        if observed.get(trial_id, _PENDING).phase is Phase.PENDING:
             actions.append(Start(trial_id))
             free -= 1
-    if all(observed.get(t, Observation(Phase.PENDING)).phase is Phase.RECORDED for t in desired):
+    if all(observed.get(t, _PENDING).phase is Phase.RECORDED for t in desired):
         actions.append(Done())
     return actions
 
