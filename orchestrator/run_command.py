@@ -78,7 +78,7 @@ def run_campaign(
     out: Path = Path("results"),
     resume: bool = False,
     parallel: int = 1,
-    namespace: str = "default",
+    namespace: str | None = None,
     analyze: bool = True,
     console: Console | None = None,
 ) -> int:

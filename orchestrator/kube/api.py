@@ -7,13 +7,16 @@ object that already exists under its deterministic name is not an error.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from trainbed.contract.errors import ClusterError
+from trainbed.contract.errors import ClusterError, UserError
 
 GROUP = "trainbed.io"
 VERSION = "v1alpha1"
@@ -21,6 +24,14 @@ PLURAL = "campaigns"
 MERGE_PATCH = "application/merge-patch+json"
 #: Connections kept open: the informers' watches plus the trial-creation thread pool.
 POOL_SIZE = 32
+#: Objects per page when listing (records chunks, a campaign's pods).
+PAGE = 500
+#: Where a pod finds its own namespace (the service-account volume).
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+CRD_MISSING = (
+    "the Campaign CRD (campaigns.trainbed.io) is not installed in this cluster: "
+    "kubectl apply -f charts/trainbed/crds/ (or helm install the chart)"
+)
 
 T = TypeVar("T")
 
@@ -31,6 +42,61 @@ def _wrap(what: str, call: Callable[[], T]) -> T:
     except ApiException as err:
         reason = err.reason or ""
         raise ClusterError(f"{what}: {err.status} {reason}".strip()) from err
+
+
+def _raw(response: Any) -> bytes:
+    """Read and release a ``_preload_content=False`` response: its bytes, never a model.
+
+    The client's model classes cost more CPU per object than the request itself; trainbed reads
+    what it needs from plain JSON."""
+    try:
+        return response.data
+    finally:
+        response.release_conn()
+
+
+def _no_such_kind(err: ApiException) -> bool:
+    """A 404 for the resource type itself (no CRD), not for one object: the API server answers
+    it with a plain "404 page not found" instead of a Status naming the object."""
+    if err.status != 404:
+        return False
+    body = err.body.decode() if isinstance(err.body, bytes) else str(err.body or "")
+    try:
+        details = json.loads(body).get("details") or {}
+    except ValueError:
+        return True
+    return not details.get("name")
+
+
+def context_namespace(kubeconfig: str | None = None) -> str:
+    """The namespace kubectl would use: in a pod its own, else the kubeconfig's current
+    context's namespace, else ``default``."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and POD_NAMESPACE_FILE.exists():
+        return POD_NAMESPACE_FILE.read_text().strip() or "default"
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    try:
+        paths = path.split(os.pathsep) if path else [None]
+        for one in paths:
+            _, active = config.list_kube_config_contexts(config_file=one)
+            if active:
+                return (active.get("context") or {}).get("namespace") or "default"
+    except (config.ConfigException, OSError, TypeError):
+        pass
+    return "default"
+
+
+def resolve_namespace(
+    flag: str | None, file_namespace: str | None = None, kubeconfig: str | None = None
+) -> str:
+    """As kubectl: ``--namespace``, else the file's ``metadata.namespace``, else the context's.
+
+    A file whose namespace conflicts with ``--namespace`` is the user's error."""
+    if flag and file_namespace and flag != file_namespace:
+        raise UserError(
+            f"--namespace {flag} conflicts with the campaign file's metadata.namespace "
+            f"{file_namespace}: drop one of them"
+        )
+    return flag or file_namespace or context_namespace(kubeconfig)
 
 
 class KubeApi:
@@ -68,43 +134,49 @@ class KubeApi:
         kind = obj["kind"]
         namespace = obj["metadata"].get("namespace", "default")
         name = obj["metadata"]["name"]
+        raw = {"_preload_content": False}
         creators: dict[str, Callable[[], Any]] = {
-            "Job": lambda: self.batch.create_namespaced_job(namespace, obj),
-            "Service": lambda: self.core.create_namespaced_service(namespace, obj),
-            "ConfigMap": lambda: self.core.create_namespaced_config_map(namespace, obj),
-            "Pod": lambda: self.core.create_namespaced_pod(namespace, obj),
+            "Job": lambda: self.batch.create_namespaced_job(namespace, obj, **raw),
+            "Service": lambda: self.core.create_namespaced_service(namespace, obj, **raw),
+            "ConfigMap": lambda: self.core.create_namespaced_config_map(namespace, obj, **raw),
+            "Pod": lambda: self.core.create_namespaced_pod(namespace, obj, **raw),
             "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
-                namespace, obj
+                namespace, obj, **raw
             ),
             "Campaign": lambda: self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, obj
+                GROUP, VERSION, namespace, PLURAL, obj, **raw
             ),
         }
         assert kind in creators, f"trainbed never creates a {kind}"
         try:
-            creators[kind]()
+            _raw(creators[kind]())
             return True
         except ApiException as err:
             if err.status == 409:
                 return False
+            if kind == "Campaign" and _no_such_kind(err):
+                raise ClusterError(CRD_MISSING) from err
             raise ClusterError(
                 f"create {kind} {namespace}/{name}: {err.status} {err.reason}"
             ) from err
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete; False when it was already gone."""
-        body = client.V1DeleteOptions(propagation_policy="Background")
+        body = {"propagationPolicy": "Background"}
+        raw = {"_preload_content": False}
         deleters: dict[str, Callable[[], Any]] = {
-            "Job": lambda: self.batch.delete_namespaced_job(name, namespace, body=body),
-            "Service": lambda: self.core.delete_namespaced_service(name, namespace),
-            "ConfigMap": lambda: self.core.delete_namespaced_config_map(name, namespace),
-            "Pod": lambda: self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0),
+            "Job": lambda: self.batch.delete_namespaced_job(name, namespace, body=body, **raw),
+            "Service": lambda: self.core.delete_namespaced_service(name, namespace, **raw),
+            "ConfigMap": lambda: self.core.delete_namespaced_config_map(name, namespace, **raw),
+            "Pod": lambda: self.core.delete_namespaced_pod(
+                name, namespace, grace_period_seconds=0, **raw
+            ),
             "Campaign": lambda: self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
+                GROUP, VERSION, namespace, PLURAL, name, **raw
             ),
         }
         try:
-            deleters[kind]()
+            _raw(deleters[kind]())
             return True
         except ApiException as err:
             if err.status == 404:
@@ -116,9 +188,20 @@ class KubeApi:
     # --- campaigns -------------------------------------------------------------------------
 
     def get_campaign(self, namespace: str, name: str) -> dict[str, Any] | None:
+        data = self.get_campaign_json(namespace, name)
+        return None if data is None else json.loads(data)
+
+    def get_campaign_json(self, namespace: str, name: str) -> bytes | None:
+        """The Campaign as the API server sends it (its size is what etcd stores)."""
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return _raw(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
+                )
+            )
         except ApiException as err:
+            if _no_such_kind(err):
+                raise ClusterError(CRD_MISSING) from err
             if err.status == 404:
                 return None
             raise ClusterError(
@@ -147,16 +230,78 @@ class KubeApi:
     def patch_campaign_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         _wrap(
             f"patch Campaign {namespace}/{name} status",
-            lambda: self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": status},
-                _content_type=MERGE_PATCH,
+            lambda: _raw(
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    {"status": status},
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,
+                )
             ),
         )
+
+    # --- raw reads and patches of core objects ------------------------------------------------
+
+    def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object as JSON; None when it does not exist."""
+        readers: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+            "Job": self.batch.read_namespaced_job,
+        }
+        try:
+            return json.loads(_raw(readers[kind](name, namespace, _preload_content=False)))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise ClusterError(f"get {kind} {namespace}/{name}: {err.status} {err.reason}") from err
+
+    def list_objects(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Every object of ``kind`` matching ``selector``, as JSON, listed in pages."""
+        listers: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self.core.list_namespaced_config_map,
+            "Pod": self.core.list_namespaced_pod,
+            "Job": self.batch.list_namespaced_job,
+        }
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
+            if token:
+                kwargs["_continue"] = token
+            data = _wrap(
+                f"list {kind} in {namespace} ({selector})",
+                lambda kw=kwargs: json.loads(
+                    _raw(listers[kind](namespace, _preload_content=False, **kw))
+                ),
+            )
+            items += data.get("items") or []
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def patch_object(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> bool:
+        """A merge patch; False when the object does not exist."""
+        patchers: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self.core.patch_namespaced_config_map,
+        }
+        try:
+            _raw(
+                patchers[kind](
+                    name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False
+                )
+            )
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise ClusterError(
+                f"patch {kind} {namespace}/{name}: {err.status} {err.reason}"
+            ) from err
 
     # --- lists and watches (used by the informers) ------------------------------------------
 
@@ -187,11 +332,7 @@ class KubeApi:
         )
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        result = _wrap(
-            f"list Pods in {namespace} ({selector})",
-            lambda: self.core.list_namespaced_pod(namespace, label_selector=selector),
-        )
-        return [self.api_client.sanitize_for_serialization(p) for p in result.items]
+        return self.list_objects("Pod", namespace, selector)
 
     def exec_stream(self, namespace: str, pod: str, command: list[str]) -> Iterator[bytes]:
         """Run a command in a pod and yield its stdout bytes (the API's exec stream)."""

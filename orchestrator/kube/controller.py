@@ -3,8 +3,14 @@
 It watches Campaign resources in one namespace (and trainbed's Jobs and pods through shared
 informers), and for each campaign runs one :class:`~trainbed.orchestrator.driver.Driver` step
 whenever something changes. It keeps no state of its own that the cluster does not hold: after a
-restart, recorded trials come back from each Campaign's status and running ones from their Jobs,
-and creating an existing trial is a no-op, so no Job is ever duplicated.
+restart, recorded trials come back from each campaign's records ConfigMaps and running ones from
+their Jobs, and creating an existing trial is a no-op, so no Job is ever duplicated.
+
+Once a second at most, it makes new records durable, then (and only then) lets the executor
+clean up their trials, then writes the Campaign's bounded status
+(:class:`~trainbed.orchestrator.kube.campaign_status.CampaignStatus`) when its value changed. A
+campaign recorded by the older format (every trial in ``status.trials``) is migrated once: its
+recorded trials are written to the records and the field is removed in the same status write.
 """
 
 from __future__ import annotations
@@ -13,30 +19,52 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from trainbed.contract.env import RESULTS_PATH
-from trainbed.contract.errors import SpecError, UserError
+from trainbed.contract.errors import ClusterError, SpecError, UserError
 from trainbed.orchestrator.driver import Driver
 from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.blockers import pvc_blocker, summarize
+from trainbed.orchestrator.kube.campaign_status import (
+    CampaignStatus,
+    Condition,
+    progress_conditions,
+    window,
+    with_conditions,
+)
 from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
 from trainbed.orchestrator.kube.informer import Informer
 from trainbed.orchestrator.kube.manifests import owner_reference
+from trainbed.orchestrator.kube.records import RecordStore, chunk_of, records_selector
 from trainbed.orchestrator.plan.spec import Campaign, parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
 log = logging.getLogger(__name__)
 RESYNC_S = 30.0
-#: Status writes are batched: at most one merge patch per campaign per SYNC_S.
+#: Records and status are written at most once per SYNC_S per campaign.
 SYNC_S = 1.0
+#: A live campaign's status says the controller looked at it at most this long ago.
+HEARTBEAT_S = 30.0
+#: How often the results PVC is read while a campaign runs.
+PVC_CHECK_S = 10.0
+#: Passes are at least this far apart, so a burst of watch events costs one pass, and at most
+#: a quarter of the controller's time goes to passes (a pass reads every trial of the plan).
+MIN_PASS_S = 0.05
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age(stamp: str) -> float:
+    if not stamp:
+        return float("inf")
+    return time.time() - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass
@@ -45,10 +73,17 @@ class CampaignRuntime:
     campaign: Campaign
     driver: Driver
     executor: KubernetesExecutor
+    store: RecordStore
     total: int
-    last_status: dict[str, Any] | None = None
+    #: the status last written (what the API holds)
+    written: CampaignStatus
+    #: the status last computed (what ``run`` shows, written or not)
+    view: CampaignStatus
+    #: the old format's ``status.trials`` is still there and is removed with the next write
+    migrate: bool = False
     last_sync: float = 0.0
-    sent_live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_pvc_check: float = float("-inf")
+    pvc: Any = None
 
 
 class Controller:
@@ -69,10 +104,11 @@ class Controller:
         self.only = only
         self.caches = ClusterCaches(api, namespace)
         self.campaigns = Informer(
-            api.lister("Campaign", namespace), lambda x: x, self.caches.changes, name="campaigns"
+            api.lister("Campaign", namespace), self.caches.changes, name="campaigns"
         )
         self.runtimes: dict[str, CampaignRuntime] = {}
-        self.invalid: dict[str, int] = {}
+        #: name -> (generation, message) of a spec that cannot run
+        self.invalid: dict[str, tuple[int, str]] = {}
         self.stopping = threading.Event()
 
     def start(self) -> Controller:
@@ -94,7 +130,7 @@ class Controller:
         runtime = self.runtimes.get(name)
         if runtime is not None and runtime.generation == generation:
             return runtime
-        if self.invalid.get(name) == generation:
+        if self.invalid.get(name, (None,))[0] == generation:
             return None  # already reported; wait for a new spec
         try:
             campaign = parse_campaign(
@@ -113,17 +149,29 @@ class Controller:
             except UserError as err:
                 self._invalid(name, generation, "ResultsConflict", str(err))
                 return None
-        recorded = ((obj.get("status") or {}).get("trials")) or {}
+        owner = owner_reference(obj)
+        store = RecordStore(
+            self.api,
+            self.namespace,
+            name,
+            chunks=chunk_of(t.trial_id for t in trials),
+            owner=owner,
+        )
+        recorded = store.load()
+        stored = obj.get("status") or {}
+        old = {t: e for t, e in (stored.get("trials") or {}).items() if (e or {}).get("status")}
+        migrated = {t: e for t, e in old.items() if t not in recorded}
         executor = KubernetesExecutor(
             campaign,
             self.api,
             self.caches,
             namespace=self.namespace,
-            owner=owner_reference(obj),
+            owner=owner,
             trials=trials,
-            recorded=recorded,
+            recorded={**recorded, **migrated},
             results=results,
         )
+        executor.unflushed.update(migrated)  # written to the records with the first sync
         driver = Driver(
             trials=trials,
             executor=executor,
@@ -132,26 +180,34 @@ class Controller:
         )
         if runtime is not None:
             runtime.executor.close()
-        runtime = CampaignRuntime(generation, campaign, driver, executor, total=len(trials))
+        previous = CampaignStatus.from_storage(stored)
+        runtime = CampaignRuntime(
+            generation,
+            campaign,
+            driver,
+            executor,
+            store,
+            total=len(trials),
+            written=previous,
+            view=previous,
+            migrate="trials" in stored,
+        )
+        if migrated or runtime.migrate:
+            log.info("%s: migrating %d recorded trials from status.trials", name, len(migrated))
         self.runtimes[name] = runtime
+        self.invalid.pop(name, None)
         return runtime
 
     def _invalid(self, name: str, generation: int, reason: str, message: str) -> None:
-        self.invalid[name] = generation
+        self.invalid[name] = (generation, message)
+        valid = Condition("Valid", "False", reason, message, _now())
         self.api.patch_campaign_status(
             self.namespace,
             name,
             {
                 "phase": "Invalid",
-                "conditions": [
-                    {
-                        "type": "Valid",
-                        "status": "False",
-                        "reason": reason,
-                        "message": message,
-                        "lastTransitionTime": _now(),
-                    }
-                ],
+                "observedGeneration": generation,
+                "conditions": [valid.for_storage()],
             },
         )
 
@@ -169,55 +225,105 @@ class Controller:
             if runtime is None:
                 continue
             done = runtime.driver.step()
-            self._sync_status(runtime, done)
+            self._sync(runtime, done)
             all_done = all_done and done
         return all_done
 
-    def _sync_status(self, runtime: CampaignRuntime, done: bool) -> None:
-        """Write progress into the Campaign's status, batched: at most every SYNC_S, except
-        when the campaign is done. Recorded trials go in the same merge patch."""
+    def _sync(self, runtime: CampaignRuntime, done: bool) -> None:
+        """Make new records durable, then clean up their trials, then write the status if its
+        value changed; at most once per SYNC_S, and at once when the campaign is done."""
         executor = runtime.executor
         now = time.monotonic()
         if not done and now - runtime.last_sync < SYNC_S:
             return
-        summary = executor.summary(runtime.total)
-        live = {tid: entry for tid, entry in executor.live.items()}
-        status: dict[str, Any] = dict(summary)
-        status["observedGeneration"] = runtime.generation
-        changed_live = {t: e for t, e in live.items() if runtime.sent_live.get(t) != e}
-        if status == runtime.last_status and not changed_live and not executor.unflushed:
-            return
-        status["trials"] = {**changed_live, **executor.unflushed}
-        previous = runtime.last_status or {}
-        if previous.get("phase") != status["phase"]:
-            status["conditions"] = [
-                {
-                    "type": "Complete" if done else "Running",
-                    "status": "True",
-                    "reason": "AllTrialsRecorded" if done else "TrialsInProgress",
-                    "message": f"{summary['done']}/{summary['total']} trials recorded, "
-                    f"{summary['failed']} not succeeded",
-                    "lastTransitionTime": _now(),
-                }
-            ]
-        self.api.patch_campaign_status(self.namespace, runtime.campaign.name, status)
-        executor.flushed()
-        runtime.sent_live.update(changed_live)
-        runtime.last_status = {k: v for k, v in status.items() if k not in ("conditions", "trials")}
         runtime.last_sync = now
+        if executor.unflushed:
+            batch = dict(executor.unflushed)
+            try:
+                runtime.store.write(batch)
+            except ClusterError as err:
+                log.warning("%s: writing records failed: %s", runtime.campaign.name, err)
+                return  # the records stay unflushed and their Jobs stay; the next sync retries
+            executor.flushed(list(batch))
+        if not done and now - runtime.last_pvc_check >= PVC_CHECK_S:
+            runtime.last_pvc_check = now
+            k8s = runtime.campaign.spec.kubernetes
+            try:
+                pvc = self.api.get_object("PersistentVolumeClaim", self.namespace, k8s.results_pvc)
+                runtime.pvc = pvc_blocker(pvc, k8s.results_pvc, self.namespace)
+            except ClusterError as err:
+                log.warning("%s: reading the results PVC failed: %s", runtime.campaign.name, err)
+        runtime.view = self._status(runtime, done)
+        if runtime.view == runtime.written and not runtime.migrate:
+            return
+        body = runtime.view.for_storage()
+        if runtime.migrate:
+            body["trials"] = None  # the old format's per-trial map, now in the records
+        try:
+            self.api.patch_campaign_status(self.namespace, runtime.campaign.name, body)
+        except ClusterError as err:
+            log.warning("%s: writing the status failed: %s", runtime.campaign.name, err)
+            return
+        runtime.written = runtime.view
+        runtime.migrate = False
+
+    def _status(self, runtime: CampaignRuntime, done: bool) -> CampaignStatus:
+        """The campaign's status now, from the executor's state: a pure function of it,
+        plus the previous value's timestamps."""
+        executor = runtime.executor
+        previous = runtime.written
+        stamp = _now()
+        flight = executor.in_flight()
+        found = executor.blockers(time.time())
+        if runtime.pvc is not None:
+            found.insert(0, ("", runtime.pvc))
+        running = len(flight)
+        started = previous.started_at or (stamp if running or executor.done else "")
+        complete = executor.done >= runtime.total
+        heartbeat = previous.heartbeat
+        if not complete and _age(heartbeat) >= HEARTBEAT_S:
+            heartbeat = stamp
+        wanted = progress_conditions(
+            done=executor.done,
+            total=runtime.total,
+            failed=executor.failed,
+            blockers=summarize(found),
+        )
+        phase = "Running" if running or executor.done else "Pending"
+        return CampaignStatus(
+            phase="Completed" if complete else phase,
+            observed_generation=runtime.generation,
+            total=runtime.total,
+            done=executor.done,
+            failed=executor.failed,
+            running=running,
+            phases=tuple(sorted(executor.phase_counts(flight).items())),
+            started_at=started,
+            completed_at=previous.completed_at or (stamp if complete else ""),
+            heartbeat=heartbeat,
+            in_flight=window(flight),
+            failures=tuple(executor.failures),
+            conditions=with_conditions(previous.conditions, wanted, stamp),
+            records=records_selector(runtime.campaign.name),
+        )
 
     def run(self, *, until_done: bool = False) -> None:
-        seen = -1
+        """Reconcile until stopped; with ``until_done``, until ``only`` is done or invalid."""
         while not self.stopping.is_set():
             seen = self.caches.changes.count
+            began = time.monotonic()
             done = self.reconcile_once()
+            if until_done and self.only is not None and self.only in self.invalid:
+                return
             if until_done and done and (self.only is None or self.only in self.runtimes):
                 return
+            spent = time.monotonic() - began
+            self.stopping.wait(max(MIN_PASS_S, 3 * spent) - spent)
             pending = any(r.executor.unflushed or r.executor.live for r in self.runtimes.values())
             self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 
-def run_controller(namespace: str = "default", kubeconfig: str | None = None) -> None:
+def run_controller(namespace: str, kubeconfig: str | None = None) -> None:
     """``trainbed controller``: reconcile Campaigns until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     root = os.environ.get(RESULTS_PATH)

@@ -161,7 +161,12 @@ def campaign_openapi_schema() -> dict[str, Any]:
             "spec": spec,
             "status": {
                 "type": "object",
-                "description": "Written by the controller: phase, counts and per-trial outcomes.",
+                "description": (
+                    "Written by the controller, bounded in size: phase, counts, conditions "
+                    "(Complete, Blocked), the campaign's timestamps, the oldest trials in "
+                    "flight and the latest failures. Per-trial records are in the ConfigMaps "
+                    "that status.records selects."
+                ),
                 _PRESERVE: True,
             },
         },
@@ -205,7 +210,9 @@ def campaign_crd() -> dict[str, Any]:
                         _column("Phase", "string", ".status.phase", "Campaign phase."),
                         _column("Done", "integer", ".status.done", "Trials finished."),
                         _column("Failed", "integer", ".status.failed", "Trials that failed."),
+                        _column("Running", "integer", ".status.running", "Trials in flight."),
                         _column("Total", "integer", ".status.total", "Trials in the design."),
+                        _column("Blocked", "string", ".status.blocked", "What stops trials."),
                         _column("Age", "date", ".metadata.creationTimestamp", "Age."),
                     ],
                     "schema": {"openAPIV3Schema": campaign_openapi_schema()},

@@ -2,19 +2,28 @@
 
 It implements the driver's Executor protocol over informer caches (watches, never polling), so
 the controller runs the very same :class:`~trainbed.orchestrator.driver.Driver` as the local
-backend. Creation is idempotent under deterministic names and runs on a small thread pool, so
-a slow API round-trip never leaves allowed concurrency idle. What the cluster says about each
-trial is recorded in the Campaign's status subresource, which is also how state is rebuilt after
-a restart: a trial with a final status there is recorded, a trial with a Job is running or
-finished, anything else is pending.
+backend. Creation and cleanup are idempotent under deterministic names and run on a small thread
+pool, so a slow API round-trip never leaves allowed concurrency idle nor stalls the loop.
+
+State is rebuilt after a restart from what the cluster holds: a trial with a record in the
+campaign's records ConfigMaps (:mod:`~trainbed.orchestrator.kube.records`) is recorded, a trial
+with a Job is running or finished, anything else is pending. A finished trial's objects are
+deleted (``cleanup: delete``) only once its record is durable (:meth:`flushed`), so a controller
+killed in between finds the Job again and records the trial, once.
+
+Work per pass is proportional to what changed, not to the campaign: the caches index objects by
+campaign and trial and hand each executor the trials that changed since its last pass, and the
+observations the driver reads are kept between passes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
@@ -22,8 +31,16 @@ from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.informer import Changes, Informer
-from trainbed.orchestrator.kube.manifests import job_name, trial_configmap, trial_job, trial_service
+from trainbed.orchestrator.kube.blockers import job_blocker, pod_blocker
+from trainbed.orchestrator.kube.campaign_status import FAILURES, Blocker, Failure, InFlight
+from trainbed.orchestrator.kube.informer import Changes, Informer, Obj
+from trainbed.orchestrator.kube.manifests import (
+    INDEX_ANNOTATION,
+    job_name,
+    trial_configmap,
+    trial_job,
+    trial_service,
+)
 from trainbed.orchestrator.kube.status import job_finished, observation, trial_status
 from trainbed.orchestrator.outcome import outcome
 from trainbed.orchestrator.plan.spec import Campaign
@@ -38,28 +55,100 @@ def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def slim(obj: Obj) -> Obj:
+    """What the executor reads of a Job or a pod: names, trainbed's labels, the rank
+    annotation, the creation time, and the status. Spec, managedFields and the level
+    annotations stay out of the cache (they are most of an object's size)."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    kept: dict[str, Any] = {
+        "name": meta.get("name"),
+        "labels": meta.get("labels") or {},
+        "creationTimestamp": meta.get("creationTimestamp"),
+    }
+    if INDEX_ANNOTATION in annotations:
+        kept["annotations"] = {INDEX_ANNOTATION: annotations[INDEX_ANNOTATION]}
+    return {"metadata": kept, "status": obj.get("status") or {}}
+
+
+def _trial_key(obj: Obj) -> tuple[str | None, str | None]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(CAMPAIGN_LABEL), labels.get(TRIAL_LABEL)
+
+
 class ClusterCaches:
-    """Shared informers over trainbed's Jobs and pods in one namespace."""
+    """Shared informers over trainbed's Jobs and pods in one namespace, indexed by campaign
+    and trial, with the set of trials that changed per campaign."""
 
     def __init__(self, api: KubeApi, namespace: str, changes: Changes | None = None) -> None:
         self.api = api
         self.namespace = namespace
         self.changes = changes or Changes()
-        serialize = api.api_client.sanitize_for_serialization
+        self._lock = threading.Lock()
+        self._jobs: dict[str, dict[str, Obj]] = {}
+        self._pods: dict[str, dict[str, dict[str, Obj]]] = {}
+        self._dirty: dict[str, set[str]] = {}
         self.jobs = Informer(
             api.lister("Job", namespace),
-            serialize,
             self.changes,
             label_selector=MANAGED_SELECTOR,
             name="jobs",
+            transform=slim,
+            on_change=self._job_changed,
         )
         self.pods = Informer(
             api.lister("Pod", namespace),
-            serialize,
             self.changes,
             label_selector=MANAGED_SELECTOR,
             name="pods",
+            transform=slim,
+            on_change=self._pod_changed,
         )
+
+    def _job_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
+        campaign, trial = _trial_key(new or old or {})
+        if not campaign or not trial:
+            return
+        with self._lock:
+            jobs = self._jobs.setdefault(campaign, {})
+            if new is None:
+                jobs.pop(trial, None)
+            else:
+                jobs[trial] = new
+            self._dirty.setdefault(campaign, set()).add(trial)
+
+    def _pod_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
+        campaign, trial = _trial_key(new or old or {})
+        if not campaign or not trial:
+            return
+        with self._lock:
+            trials = self._pods.setdefault(campaign, {})
+            pods = trials.setdefault(trial, {})
+            if new is None:
+                pods.pop(name, None)
+                if not pods:
+                    del trials[trial]
+            else:
+                pods[name] = new
+            self._dirty.setdefault(campaign, set()).add(trial)
+
+    def trial(self, campaign: str, trial: str) -> tuple[Obj | None, list[Obj]]:
+        """The trial's Job (or None) and its pods."""
+        with self._lock:
+            job = self._jobs.get(campaign, {}).get(trial)
+            pods = list(self._pods.get(campaign, {}).get(trial, {}).values())
+        return job, pods
+
+    def drain(self, campaign: str) -> set[str]:
+        """The trials of ``campaign`` whose Job or pods changed since the last drain."""
+        with self._lock:
+            return self._dirty.pop(campaign, set())
+
+    def mark_all(self, campaign: str) -> None:
+        """Treat every trial of ``campaign`` the caches hold as changed (a new executor)."""
+        with self._lock:
+            known = set(self._jobs.get(campaign, {})) | set(self._pods.get(campaign, {}))
+            self._dirty.setdefault(campaign, set()).update(known)
 
     def start(self) -> ClusterCaches:
         self.jobs.start()
@@ -72,7 +161,7 @@ class ClusterCaches:
 
 
 class KubernetesExecutor:
-    """One campaign's trials as Jobs; recorded outcomes live in the Campaign's status."""
+    """One campaign's trials as Jobs; recorded outcomes go to the records ConfigMaps."""
 
     def __init__(
         self,
@@ -88,6 +177,7 @@ class KubernetesExecutor:
         results: ResultsDir | None = None,
     ) -> None:
         self.campaign = campaign
+        self.name = campaign.name
         self.api = api
         self.caches = caches
         self.namespace = namespace
@@ -95,59 +185,78 @@ class KubernetesExecutor:
         self.specs = {trial.trial_id: trial for trial in trials}
         #: Where this campaign's results directory is (the PVC in the cluster), if mounted here.
         self.results = results
-        #: trial_id -> status entry with a final ``status`` (from the Campaign's status on start)
+        self.cleanup = campaign.spec.kubernetes.cleanup == "delete"
+        #: trial_id -> record with a final ``status`` (loaded from the records on start)
         self.recorded: dict[str, dict[str, Any]] = {
             tid: entry for tid, entry in (recorded or {}).items() if entry.get("status")
         }
+        #: what the driver reads: kept between passes, changed only where something changed
+        self.observed: dict[str, Observation] = {
+            tid: Observation(Phase.RECORDED, status=entry["status"])
+            for tid, entry in self.recorded.items()
+        }
+        mine = [e for t, e in self.recorded.items() if t in self.specs]
+        self.done = len(mine)
+        self.failed = sum(1 for e in mine if e["status"] != "succeeded")
+        latest = sorted(
+            (e.get("finished") or "", t, e)
+            for t, e in self.recorded.items()
+            if t in self.specs and e["status"] != "succeeded"
+        )[-FAILURES:]
+        self.failures: deque[Failure] = deque(
+            (Failure(t, e["status"], e.get("reason") or "", f) for f, t, e in latest),
+            maxlen=FAILURES,
+        )
+        #: trial_id -> status entry of a started, unrecorded trial (from its Job and pods)
         self.live: dict[str, dict[str, Any]] = {}
-        #: Recorded here but not yet written to the Campaign's status (the controller batches).
+        #: Recorded here but not yet durable in the records (the controller batches them).
         self.unflushed: dict[str, dict[str, Any]] = {}
+        #: trial_id -> why creating its objects failed (the last attempt)
+        self.create_errors: dict[str, str] = {}
         self._creating: dict[str, float] = {}
+        self._create_failed: set[str] = set()
+        self._cleaning: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=create_workers, thread_name_prefix="create")
         self._seen = caches.changes.count
+        caches.mark_all(self.name)
 
     # --- what exists ---------------------------------------------------------------------
 
-    def _jobs(self) -> dict[str, dict[str, Any]]:
-        """trial_id -> Job, for this campaign."""
-        out = {}
-        for job in self.caches.jobs.snapshot().values():
-            labels = job["metadata"].get("labels") or {}
-            if labels.get(CAMPAIGN_LABEL) == self.campaign.name and TRIAL_LABEL in labels:
-                out[labels[TRIAL_LABEL]] = job
-        return out
-
-    def _pods(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for pod in self.caches.pods.snapshot().values():
-            labels = pod["metadata"].get("labels") or {}
-            if labels.get(CAMPAIGN_LABEL) == self.campaign.name and TRIAL_LABEL in labels:
-                out.setdefault(labels[TRIAL_LABEL], []).append(pod)
-        return out
-
     def observe(self) -> dict[str, Observation]:
-        observed: dict[str, Observation] = {}
-        jobs = self._jobs()
-        pods = self._pods()
-        live: dict[str, dict[str, Any]] = {}
-        for trial_id, entry in self.recorded.items():
-            observed[trial_id] = Observation(Phase.RECORDED, status=entry["status"])
-        for trial_id, job in jobs.items():
-            if trial_id in self.recorded:
-                continue
-            live[trial_id] = trial_status(job, pods.get(trial_id, []))
-            created = _ts(job["metadata"].get("creationTimestamp"))
-            phase = Phase.FINISHED if job_finished(job) else Phase.RUNNING
-            observed[trial_id] = Observation(phase, started=created)
+        for trial_id in self.caches.drain(self.name):
+            self._refresh(trial_id)
         with self._lock:
-            for trial_id in [t for t in self._creating if t in jobs]:
-                del self._creating[trial_id]  # the watch cache has its Job now
-            for trial_id, since in self._creating.items():
-                if trial_id not in observed:
-                    observed[trial_id] = Observation(Phase.RUNNING, started=since)
-        self.live = live
-        return observed
+            failed, self._create_failed = self._create_failed, set()
+            creating = list(self._creating.items())
+        for trial_id in failed:
+            if trial_id not in self.live and trial_id not in self.recorded:
+                self.observed.pop(trial_id, None)
+        for trial_id, since in creating:
+            if trial_id in self.live:
+                with self._lock:
+                    self._creating.pop(trial_id, None)  # the watch cache has its Job now
+            elif trial_id not in self.observed:
+                self.observed[trial_id] = Observation(Phase.RUNNING, started=since)
+        return self.observed
+
+    def _refresh(self, trial_id: str) -> None:
+        job, pods = self.caches.trial(self.name, trial_id)
+        if trial_id in self.recorded:
+            if self.cleanup and job is not None and trial_id not in self.unflushed:
+                self._clean(trial_id)  # left behind by a controller that stopped in between
+            return
+        if job is None or trial_id not in self.specs:
+            self.live.pop(trial_id, None)
+            with self._lock:
+                creating = trial_id in self._creating
+            if not creating:
+                self.observed.pop(trial_id, None)
+            return
+        self.live[trial_id] = trial_status(job, pods)
+        created = _ts(job["metadata"].get("creationTimestamp"))
+        phase = Phase.FINISHED if job_finished(job) else Phase.RUNNING
+        self.observed[trial_id] = Observation(phase, started=created)
 
     # --- actions -------------------------------------------------------------------------
 
@@ -155,7 +264,7 @@ class KubernetesExecutor:
         with self._lock:
             if trial.trial_id in self._creating:
                 return
-            self._creating[trial.trial_id] = datetime.now().timestamp()
+            self._creating[trial.trial_id] = time.time()
         self._pool.submit(self._create, trial)
 
     def _create(self, trial: TrialSpec) -> None:
@@ -164,23 +273,25 @@ class KubernetesExecutor:
             self.api.create(trial_configmap(self.campaign, trial, namespace=ns, owner=self.owner))
             self.api.create(trial_service(self.campaign, trial, namespace=ns, owner=self.owner))
             self.api.create(trial_job(self.campaign, trial, namespace=ns, owner=self.owner))
+            self.create_errors.pop(trial.trial_id, None)
         except Exception as err:  # noqa: BLE001 - reported in status, retried by the driver
             log.warning("creating trial %s failed: %s", trial.trial_id, err)
+            self.create_errors[trial.trial_id] = str(err)
             with self._lock:
                 self._creating.pop(trial.trial_id, None)
+                self._create_failed.add(trial.trial_id)
             self.caches.changes.bump()
 
     def stop(self, trial_id: str, status: str, reason: str) -> None:
         # In the cluster the Job's activeDeadlineSeconds bounds every trial; the driver runs
         # without its own timeout here, so a stop comes only from an explicit request.
-        self.api.delete("Job", self.namespace, job_name(self.campaign.name, trial_id))
+        self.api.delete("Job", self.namespace, job_name(self.name, trial_id))
 
     def record(self, trial_id: str) -> Result:
         if trial_id in self.recorded:
             return _result(self.recorded[trial_id])
-        job = self._jobs()[trial_id]
-        assert job_finished(job), f"{trial_id} is recorded only once its Job finished"
-        pods = self._pods().get(trial_id, [])
+        job, pods = self.caches.trial(self.name, trial_id)
+        assert job is not None and job_finished(job), f"{trial_id}: recorded once it finished"
         worker = None
         if self.results is not None:
             try:
@@ -192,44 +303,88 @@ class KubernetesExecutor:
         entry = trial_status(job, pods, result)
         self.recorded[trial_id] = entry
         self.unflushed[trial_id] = entry
+        self.live.pop(trial_id, None)
+        self.observed[trial_id] = Observation(Phase.RECORDED, status=result.status)
+        self.done += 1
+        if result.status != "succeeded":
+            self.failed += 1
+            self.failures.append(
+                Failure(trial_id, result.status, result.reason, entry.get("finished") or "")
+            )
         if self.results is not None:
             # as the local executor does: the worker's record, corrected by what the API saw
             # (an OOM kill, a deadline), or the API's alone where the worker wrote none
             write_result(self.results.trial_dir(trial_id), result)
         return result
 
-    def flushed(self) -> None:
-        """The controller wrote ``unflushed`` into the Campaign's status: now (and only now)
-        finished trials' objects may be cleaned up. Until then their Jobs are what lets a
-        restarted controller record them again, idempotently."""
-        done = list(self.unflushed)
-        self.unflushed.clear()
-        if self.campaign.spec.kubernetes.cleanup == "delete":
-            for trial_id in done:
-                name = job_name(self.campaign.name, trial_id)
-                for kind in ("Job", "Service", "ConfigMap"):
-                    self.api.delete(kind, self.namespace, name)
+    def flushed(self, trial_ids: list[str]) -> None:
+        """The controller made these records durable: now (and only now) their trials'
+        objects may be cleaned up. Until then their Jobs are what lets a restarted
+        controller record them again, idempotently."""
+        for trial_id in trial_ids:
+            self.unflushed.pop(trial_id, None)
+            if self.cleanup:
+                self._clean(trial_id)
+
+    def _clean(self, trial_id: str) -> None:
+        if trial_id in self._cleaning:
+            return
+        self._cleaning.add(trial_id)
+        self._pool.submit(self._delete, trial_id)
+
+    def _delete(self, trial_id: str) -> None:
+        """The Job last: while it exists, a restarted controller knows there is more to delete."""
+        name = job_name(self.name, trial_id)
+        try:
+            for kind in ("Service", "ConfigMap", "Job"):
+                self.api.delete(kind, self.namespace, name)
+        except Exception as err:  # noqa: BLE001 - the next restart finds the Job and retries
+            log.warning("cleaning up trial %s failed: %s", trial_id, err)
+            self._cleaning.discard(trial_id)
 
     def wait(self, timeout: float) -> None:
         self._seen = self.caches.changes.wait(self._seen, timeout)
 
-    def summary(self, total: int) -> dict[str, Any]:
-        """Counts and phase for the Campaign's status (and its printer columns)."""
-        done = len(self.recorded)
-        failed = sum(1 for e in self.recorded.values() if e["status"] != "succeeded")
-        running = len(self.live) + len(self._creating)
-        phase = "Completed" if done >= total else ("Running" if running or done else "Pending")
-        return {
-            "phase": phase,
-            "total": total,
-            "done": done,
-            "failed": failed,
-            "running": running,
-            "succeeded": done - failed,
-        }
+    # --- what the status shows -------------------------------------------------------------
+
+    def in_flight(self) -> list[InFlight]:
+        """Every started, unrecorded trial of this campaign, with its phase."""
+        out = [
+            InFlight(t, e.get("phase") or "", e.get("created") or "", e.get("reason") or "")
+            for t, e in self.live.items()
+        ]
+        with self._lock:
+            creating = [t for t in self._creating if t not in self.live]
+        out += [InFlight(t, "Creating", _iso(self._creating.get(t))) for t in creating]
+        return out
+
+    def blockers(self, now: float) -> list[tuple[str, Blocker]]:
+        """(trial, blocker) for every in-flight trial that cannot progress by itself."""
+        found: list[tuple[str, Blocker]] = []
+        for trial_id, entry in list(self.live.items()):
+            if entry.get("phase") in ("Succeeded", "Failed"):
+                continue
+            job, pods = self.caches.trial(self.name, trial_id)
+            blocker = next((b for b in map(pod_blocker, pods) if b), None)
+            if blocker is None and job is not None:
+                blocker = job_blocker(job, pods, now)
+            if blocker is not None:
+                found.append((trial_id, blocker))
+        for trial_id, error in list(self.create_errors.items()):
+            found.append((trial_id, Blocker("CreateFailed", error)))
+        return found
+
+    def phase_counts(self, in_flight: list[InFlight]) -> dict[str, int]:
+        return dict(Counter(e.phase for e in in_flight))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _iso(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _result(entry: dict[str, Any]) -> Result:

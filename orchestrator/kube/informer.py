@@ -1,13 +1,22 @@
 """A list-then-watch cache of one kind of object, resumed from resourceVersion. Never polling.
 
-Each informer lists its objects once, then follows a watch from the list's resourceVersion and
-resumes from the last version it saw when the watch ends; a 410 Gone (the version fell out of
-etcd's window) triggers a fresh list. Every change bumps a shared :class:`Changes` counter, which
-the controller waits on instead of sleeping.
+Each informer lists its objects once (in pages), then follows a watch from the list's
+resourceVersion and resumes from the last version it saw when the watch ends; a 410 Gone (the
+version fell out of etcd's window) triggers a fresh list, whose differences from the cache are
+delivered as ordinary changes. Every change bumps a shared :class:`Changes` counter, which the
+controller waits on instead of sleeping, and is handed to ``on_change`` so a consumer can keep
+its own index (the Kubernetes executor indexes by campaign and trial).
+
+Objects stay JSON dicts end to end: lists and watches are read with ``_preload_content=False``
+and the watch with ``deserialize=False``, so no event is turned into the client's model classes
+and back (that round trip cost more CPU per event than the API server spent sending it).
+``transform`` trims each object to the fields its consumer reads before it is cached, as
+client-go's TransformFunc does, which bounds the cache's memory at scale.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +26,11 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
+#: Objects per list page: bounds one response's size at 10,000 trials.
+PAGE = 500
+
+Obj = dict[str, Any]
+OnChange = Callable[[str, Obj | None, Obj | None], None]
 
 
 class Changes:
@@ -37,24 +51,30 @@ class Changes:
             return self.count
 
 
+def _identity(obj: Obj) -> Obj:
+    return obj
+
+
 class Informer:
     """Keeps ``objects`` (name -> dict) in step with the API for one list function."""
 
     def __init__(
         self,
         list_fn: Callable[..., Any],
-        serialize: Callable[[Any], dict[str, Any]],
         changes: Changes,
         *,
         label_selector: str | None = None,
         name: str = "informer",
+        transform: Callable[[Obj], Obj] = _identity,
+        on_change: OnChange | None = None,
     ) -> None:
         self.list_fn = list_fn
-        self.serialize = serialize
         self.changes = changes
         self.label_selector = label_selector
         self.name = name
-        self.objects: dict[str, dict[str, Any]] = {}
+        self.transform = transform
+        self.on_change = on_change
+        self.objects: dict[str, Obj] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()
         self._stop = threading.Event()
@@ -62,7 +82,7 @@ class Informer:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
 
-    def start(self, timeout: float = 30.0) -> Informer:
+    def start(self, timeout: float = 60.0) -> Informer:
         self._thread.start()
         if not self.synced.wait(timeout):
             raise TimeoutError(f"{self.name}: the first list did not finish in {timeout:g} s")
@@ -74,22 +94,55 @@ class Informer:
             self._watch.stop()
         self._thread.join(timeout=5)
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
+    def snapshot(self) -> dict[str, Obj]:
         with self.lock:
             return dict(self.objects)
+
+    def get(self, name: str) -> Obj | None:
+        with self.lock:
+            return self.objects.get(name)
 
     def _kwargs(self) -> dict[str, Any]:
         return {"label_selector": self.label_selector} if self.label_selector else {}
 
     def _list(self) -> str:
-        response = self.list_fn(**self._kwargs())
-        data = self.serialize(response)
-        items = data.get("items", [])
+        """List every page; apply the differences to the cache; return the resourceVersion."""
+        items: dict[str, Obj] = {}
+        token: str | None = None
+        version = ""
+        while True:
+            kwargs = {**self._kwargs(), "limit": PAGE, "_preload_content": False}
+            if token:
+                kwargs["_continue"] = token
+            data = json.loads(self.list_fn(**kwargs).data)
+            for item in data.get("items") or []:
+                items[item["metadata"]["name"]] = self.transform(item)
+            meta = data.get("metadata") or {}
+            version = str(meta.get("resourceVersion", ""))
+            token = meta.get("continue")
+            if not token:
+                break
         with self.lock:
-            self.objects = {item["metadata"]["name"]: item for item in items}
+            old, self.objects = self.objects, items
+        if self.on_change is not None:
+            for name in old.keys() - items.keys():
+                self.on_change(name, old[name], None)
+            for name, item in items.items():
+                self.on_change(name, old.get(name), item)
         self.changes.bump()
         self.synced.set()
-        return str(data.get("metadata", {}).get("resourceVersion", ""))
+        return version
+
+    def _apply(self, kind: str, raw: Obj) -> None:
+        name = raw["metadata"]["name"]
+        item = None if kind == "DELETED" else self.transform(raw)
+        with self.lock:
+            old = self.objects.pop(name, None) if item is None else self.objects.get(name)
+            if item is not None:
+                self.objects[name] = item
+        if self.on_change is not None:
+            self.on_change(name, old, item)
+        self.changes.bump()
 
     def _run(self) -> None:
         version = ""
@@ -103,37 +156,23 @@ class Informer:
                     resource_version=version,
                     timeout_seconds=300,
                     allow_watch_bookmarks=True,
+                    deserialize=False,
                     **self._kwargs(),
                 ):
                     if self._stop.is_set():
                         break
                     kind = event["type"]
-                    obj = event["object"]
-                    item = obj if isinstance(obj, dict) else self.serialize(obj)
-                    if kind == "ERROR":
-                        if item.get("code") == 410:
-                            version = ""
-                            break
-                        continue
-                    version = item["metadata"].get("resourceVersion", version)
-                    if kind == "BOOKMARK":
-                        continue
-                    name = item["metadata"]["name"]
-                    with self.lock:
-                        if kind == "DELETED":
-                            self.objects.pop(name, None)
-                        else:
-                            self.objects[name] = item
-                    self.changes.bump()
+                    raw = event["object"]
+                    version = raw["metadata"].get("resourceVersion", version)
+                    if kind != "BOOKMARK":
+                        self._apply(kind, raw)
             except ApiException as err:
                 if self._stop.is_set():
                     return
-                if err.status == 410:
-                    version = ""
-                    continue
-                log.warning("%s: watch failed (%s); relisting", self.name, err.reason)
+                if err.status != 410:
+                    log.warning("%s: watch failed (%s); relisting", self.name, err.reason)
+                    self._stop.wait(1.0)
                 version = ""
-                self._stop.wait(1.0)
             except Exception as err:  # noqa: BLE001 - keep the cache alive, report once
                 if self._stop.is_set():
                     return

@@ -32,6 +32,7 @@ ALLOWED = [
     ("create", "services"),
     ("delete", "services"),
     ("create", "configmaps"),
+    ("patch", "configmaps"),
     ("delete", "configmaps"),
     ("create", "events"),
 ]

@@ -34,7 +34,7 @@ EXPECTED_RULES = {
     ("", "pods"): ["get", "list", "watch"],
     ("", "pods/log"): ["get"],
     ("", "services"): ["get", "list", "watch", "create", "delete"],
-    ("", "configmaps"): ["get", "list", "watch", "create", "delete"],
+    ("", "configmaps"): ["get", "list", "watch", "create", "patch", "delete"],
     ("", "events"): ["create", "patch"],
     ("events.k8s.io", "events"): ["create", "patch"],
     ("", "persistentvolumeclaims"): ["get"],

@@ -92,7 +92,9 @@ def test_names_version_and_columns() -> None:
         "Phase": ("string", ".status.phase"),
         "Done": ("integer", ".status.done"),
         "Failed": ("integer", ".status.failed"),
+        "Running": ("integer", ".status.running"),
         "Total": ("integer", ".status.total"),
+        "Blocked": ("string", ".status.blocked"),
         "Age": ("date", ".metadata.creationTimestamp"),
     }
 
