@@ -266,7 +266,10 @@ def import_into(record: dict, state: Path) -> bool:
     listed = subprocess.run([*ctr, "images", "ls", "-q"], capture_output=True, text=True)
     if listed.returncode != 0:
         raise host.HostError(f"ctr images ls failed: {listed.stderr.strip()}")
-    if record["ref"] in listed.stdout.split():
+    if record["ref"] in listed.stdout.split():  # there: only point the alias at it
+        subprocess.run(
+            [*ctr, "images", "tag", "--force", record["ref"], record["alias"]], capture_output=True
+        )
         return False
     layers = [
         oci.Layer(Path(x["root"]), x["digest"], x["size"], tuple(x["empty"]))
