@@ -109,18 +109,48 @@ def _go_binary() -> str:
     return go
 
 
+#: Seconds between progress lines of a long Go build.
+PROGRESS_EVERY_S = 30.0
+
+
 def _go(args: list[str], what: str) -> None:
+    """Run ``go`` in the tools module, with a progress line every PROGRESS_EVERY_S (packages
+    compiled so far, elapsed time). A failure names the Go package that broke and its error."""
     go = _go_binary()
+    verbose = [args[0], "-v", *args[1:]] if args and args[0] in ("build", "install") else args
     _log(f"building {what} (go {' '.join(args)})")
-    started = time.time()
-    proc = subprocess.run(
-        [go, *args], cwd=TOOLS, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    started = last = time.time()
+    compiled = 0
+    errors: list[str] = []
+    proc = subprocess.Popen(
+        [go, *verbose],
+        cwd=TOOLS,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    if proc.returncode != 0:
+    assert proc.stderr is not None
+    for line in proc.stderr:  # -v names each package as it is compiled
+        text = line.rstrip("\n")
+        if text and " " not in text and not text.startswith("#"):
+            compiled += 1
+        else:
+            errors.append(text)
+        if time.time() - last >= PROGRESS_EVERY_S:
+            last = time.time()
+            _log(f"  ... {what}: {compiled} packages compiled, {last - started:.0f} s")
+    if proc.wait() != 0:
+        # a compile error is headed "# <package>"; a missing one says "... package <path>"
+        named = [e[2:] for e in errors if e.startswith("# ")]
+        named += re.findall(r"package (\S+?)[:;]?(?:\s|$)", "\n".join(errors))
+        failed = named[0] if named else "(see below)"
+        detail = "\n".join(errors)[-4000:]
         raise ClusterError(
-            f"building {what} failed (in {TOOLS}: {go} {' '.join(args)}):\n{proc.stderr[-4000:]}"
+            f"building {what} failed in Go package {failed} "
+            f"(in {TOOLS}: {go} {' '.join(args)}):\n{detail}"
         )
-    _log(f"built {what} in {time.time() - started:.0f} s")
+    _log(f"built {what} in {time.time() - started:.0f} s ({compiled} packages compiled)")
 
 
 def _ldflags() -> str:
