@@ -28,6 +28,7 @@ test: dev
 	$(BIN)/ruff format --check .
 	@if [ "$$TRAINBED_SKIP_CLUSTER" = 1 ]; then echo "TRAINBED_SKIP_CLUSTER=1: not building the control plane"; \
 	else PYTHON=$(BIN)/python scripts/cluster build; fi
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 lint: dev
