@@ -7,8 +7,9 @@ Exit codes: 0 succeeded, 143 terminated, 1 failed, 2 a bad spec or environment.
 
 Environment it reads (besides the rank variables of :mod:`trainbed.worker.rank_env`):
 ``TRAINBED_RDZV_TIMEOUT`` (s, default 300), ``TRAINBED_COLLECTIVE_TIMEOUT`` (s, default 300),
-``TRAINBED_ENFORCEMENT`` (JSON recorded as ``result.enforcement``), ``TRAINBED_DATA`` and the
-mirror variables of :mod:`trainbed.worker.datasets`.
+``TRAINBED_ENFORCEMENT`` (JSON recorded as ``result.enforcement``), ``TRAINBED_NODE_NAME`` (the
+Kubernetes node, recorded in ``result.noise``), ``TRAINBED_DATA`` and the mirror variables of
+:mod:`trainbed.worker.datasets`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from trainbed.contract.env import THREAD_VARIABLES, thread_variables
-from trainbed.contract.quantity import threads_for_cpu
+from trainbed.contract.quantity import cpu_cores, threads_for_cpu
 from trainbed.contract.records import append_timestamp, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.worker.rank_env import RankEnvError, rank_env
@@ -93,8 +94,12 @@ def main_worker(spec_path: Path, out: Path) -> int:
     append_timestamp(
         out, "start", env.rank, host=socket.gethostname(), pid=os.getpid(), threads=threads
     )
+    from trainbed.worker.calibration import NoiseProbe, gather_records
     from trainbed.worker.trainer import Trainer
 
+    # the noise guard's calibrations run outside the Trainer's clock (wall_time_s starts when
+    # it is created), so they never change the responses they guard
+    probe = NoiseProbe.start(env.rank, cpu_cores(spec.resources.cpu))
     trainer = Trainer(spec, env, out, should_stop=stop)
     try:
         result = trainer.run()
@@ -102,6 +107,9 @@ def main_worker(spec_path: Path, out: Path) -> int:
         traceback.print_exc()
         result = trainer.failed(err)
     code = {"succeeded": 0, "terminated": EXIT_TERMINATED}.get(result.status, 1)
+    record = probe.finish(calibrate_after=code == 0 and not stop.requested)
+    noise = gather_records(record, env.distributed and code == 0)
+    result = result.model_copy(update={"noise": noise})
     append_timestamp(out, "stop", env.rank, status=result.status, exit_code=code)
     if env.is_main:
         write_result(out, result)

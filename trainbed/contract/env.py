@@ -22,6 +22,9 @@ DATA = "TRAINBED_DATA"
 MNIST_MIRROR = "TRAINBED_MNIST_MIRROR"
 FASHION_MNIST_MIRROR = "TRAINBED_FASHION_MNIST_MIRROR"
 CIFAR10_URL = "TRAINBED_CIFAR10_URL"
+#: The Kubernetes node a pod runs on (the downward API's ``spec.nodeName``), recorded with the
+#: rank's noise record so the analysis can block on node; unset outside a cluster.
+NODE_NAME = "TRAINBED_NODE_NAME"
 
 # --- what a person or a deployment sets ------------------------------------------------------
 
