@@ -1,8 +1,15 @@
 """The one adapter that talks to the Kubernetes API. Every call goes through here.
 
-It maps the client's ``ApiException`` to :class:`~trainbed.contract.errors.ClusterError`
-naming the kind and namespace/name, chaining the original, and makes creation idempotent: an
-object that already exists under its deterministic name is not an error.
+It maps API errors to :class:`~trainbed.contract.errors.ClusterError` naming the kind and
+namespace/name, chaining the original ``ApiException``, and makes creation idempotent: an object
+that already exists under its deterministic name is not an error.
+
+Requests go over the client's own connection pool and credentials (kubeconfig, or the pod's
+service account), but as plain JSON over REST paths: the client's typed API classes cost 15 s to
+import on a loaded 2-core machine (hundreds of pydantic models), validate every call's arguments
+and build a model of every response, which is more CPU than the API server spends per request.
+The typed classes stay available (``core``, ``batch``, ``custom``, loaded on first use) for
+tests and for the exec stream of ``trainbed collect``.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -99,14 +108,49 @@ def resolve_namespace(
     return flag or file_namespace or context_namespace(kubeconfig)
 
 
+#: kind -> (API path prefix, plural): the objects trainbed reads or writes.
+PATHS: dict[str, tuple[str, str]] = {
+    "Job": ("/apis/batch/v1", "jobs"),
+    "Service": ("/api/v1", "services"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Pod": ("/api/v1", "pods"),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
+    "Campaign": (f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+#: The Python client's keyword names -> the API's query parameters (what Watch.stream passes).
+_QUERY = {
+    "label_selector": "labelSelector",
+    "limit": "limit",
+    "_continue": "continue",
+    "watch": "watch",
+    "resource_version": "resourceVersion",
+    "timeout_seconds": "timeoutSeconds",
+    "allow_watch_bookmarks": "allowWatchBookmarks",
+    "container": "container",
+    "propagation_policy": "propagationPolicy",
+}
+#: Seconds to connect and to wait for an answer (watches wait as long as they last).
+TIMEOUT = urllib3.Timeout(connect=10, read=60)
+
+
 class KubeApi:
     """Typed-enough access to the objects trainbed manages."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.batch = client.BatchV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+        self.host = api_client.configuration.host.rstrip("/")
+
+    @property
+    def core(self) -> Any:
+        return client.CoreV1Api(self.api_client)
+
+    @property
+    def batch(self) -> Any:
+        return client.BatchV1Api(self.api_client)
+
+    @property
+    def custom(self) -> Any:
+        return client.CustomObjectsApi(self.api_client)
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeApi:
@@ -127,6 +171,48 @@ class KubeApi:
         configuration.connection_pool_maxsize = POOL_SIZE
         return cls(client.ApiClient(configuration))
 
+    # --- the one request function -------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: urllib3.Timeout = TIMEOUT,
+        **query: Any,
+    ) -> Any:
+        """One API request; the unread urllib3 response, or ApiException on a non-2xx status."""
+        params = {
+            _QUERY[k]: (str(v).lower() if isinstance(v, bool) else v)
+            for k, v in query.items()
+            if k in _QUERY and v is not None
+        }
+        url = self.host + path + (f"?{urlencode(params)}" if params else "")
+        headers = {"Accept": "application/json", **self.api_client.default_headers}
+        for setting in self.api_client.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body, separators=(",", ":"))
+        response = self.api_client.rest_client.pool_manager.request(
+            method, url, body=data, headers=headers, preload_content=False, timeout=timeout
+        )
+        if not 200 <= response.status <= 299:
+            text = _raw(response)
+            raise ApiException(status=response.status, reason=response.reason, body=text.decode())
+        return response
+
+    def _collection(self, kind: str, namespace: str) -> str:
+        prefix, plural = PATHS[kind]
+        return f"{prefix}/namespaces/{quote(namespace)}/{plural}"
+
+    def _object(self, kind: str, namespace: str, name: str) -> str:
+        return f"{self._collection(kind, namespace)}/{quote(name)}"
+
     # --- generic create/delete by kind ------------------------------------------------------
 
     def create(self, obj: dict[str, Any]) -> bool:
@@ -134,22 +220,9 @@ class KubeApi:
         kind = obj["kind"]
         namespace = obj["metadata"].get("namespace", "default")
         name = obj["metadata"]["name"]
-        raw = {"_preload_content": False}
-        creators: dict[str, Callable[[], Any]] = {
-            "Job": lambda: self.batch.create_namespaced_job(namespace, obj, **raw),
-            "Service": lambda: self.core.create_namespaced_service(namespace, obj, **raw),
-            "ConfigMap": lambda: self.core.create_namespaced_config_map(namespace, obj, **raw),
-            "Pod": lambda: self.core.create_namespaced_pod(namespace, obj, **raw),
-            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
-                namespace, obj, **raw
-            ),
-            "Campaign": lambda: self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, obj, **raw
-            ),
-        }
-        assert kind in creators, f"trainbed never creates a {kind}"
+        assert kind in PATHS, f"trainbed never creates a {kind}"
         try:
-            _raw(creators[kind]())
+            _raw(self.request("POST", self._collection(kind, namespace), body=obj))
             return True
         except ApiException as err:
             if err.status == 409:
@@ -161,22 +234,12 @@ class KubeApi:
             ) from err
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete; False when it was already gone."""
-        body = {"propagationPolicy": "Background"}
-        raw = {"_preload_content": False}
-        deleters: dict[str, Callable[[], Any]] = {
-            "Job": lambda: self.batch.delete_namespaced_job(name, namespace, body=body, **raw),
-            "Service": lambda: self.core.delete_namespaced_service(name, namespace, **raw),
-            "ConfigMap": lambda: self.core.delete_namespaced_config_map(name, namespace, **raw),
-            "Pod": lambda: self.core.delete_namespaced_pod(
-                name, namespace, grace_period_seconds=0, **raw
-            ),
-            "Campaign": lambda: self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, **raw
-            ),
-        }
+        """Delete (dependents in the background); False when it was already gone."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if kind == "Pod":
+            body["gracePeriodSeconds"] = 0
         try:
-            _raw(deleters[kind]())
+            _raw(self.request("DELETE", self._object(kind, namespace, name), body=body))
             return True
         except ApiException as err:
             if err.status == 404:
@@ -194,11 +257,7 @@ class KubeApi:
     def get_campaign_json(self, namespace: str, name: str) -> bytes | None:
         """The Campaign as the API server sends it (its size is what etcd stores)."""
         try:
-            return _raw(
-                self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
-                )
-            )
+            return _raw(self.request("GET", self._object("Campaign", namespace, name)))
         except ApiException as err:
             if _no_such_kind(err):
                 raise ClusterError(CRD_MISSING) from err
@@ -214,47 +273,33 @@ class KubeApi:
         name = obj["metadata"]["name"]
         if self.create(obj):
             return self.get_campaign(namespace, name) or obj
+        path = self._object("Campaign", namespace, name)
         return _wrap(
             f"patch Campaign {namespace}/{name}",
-            lambda: self.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"spec": obj["spec"]},
-                _content_type=MERGE_PATCH,
-            ),
-        )
-
-    def patch_campaign_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        _wrap(
-            f"patch Campaign {namespace}/{name} status",
-            lambda: _raw(
-                self.custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
-                    {"status": status},
-                    _content_type=MERGE_PATCH,
-                    _preload_content=False,
+            lambda: json.loads(
+                _raw(
+                    self.request(
+                        "PATCH", path, body={"spec": obj["spec"]}, content_type=MERGE_PATCH
+                    )
                 )
             ),
         )
 
-    # --- raw reads and patches of core objects ------------------------------------------------
+    def patch_campaign_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        path = self._object("Campaign", namespace, name) + "/status"
+        _wrap(
+            f"patch Campaign {namespace}/{name} status",
+            lambda: _raw(
+                self.request("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
+            ),
+        )
+
+    # --- reads and patches ----------------------------------------------------------------------
 
     def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object as JSON; None when it does not exist."""
-        readers: dict[str, Callable[..., Any]] = {
-            "ConfigMap": self.core.read_namespaced_config_map,
-            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
-            "Job": self.batch.read_namespaced_job,
-        }
         try:
-            return json.loads(_raw(readers[kind](name, namespace, _preload_content=False)))
+            return json.loads(_raw(self.request("GET", self._object(kind, namespace, name))))
         except ApiException as err:
             if err.status == 404:
                 return None
@@ -262,21 +307,18 @@ class KubeApi:
 
     def list_objects(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Every object of ``kind`` matching ``selector``, as JSON, listed in pages."""
-        listers: dict[str, Callable[..., Any]] = {
-            "ConfigMap": self.core.list_namespaced_config_map,
-            "Pod": self.core.list_namespaced_pod,
-            "Job": self.batch.list_namespaced_job,
-        }
         items: list[dict[str, Any]] = []
         token = None
+        path = self._collection(kind, namespace)
         while True:
-            kwargs: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
-            if token:
-                kwargs["_continue"] = token
             data = _wrap(
                 f"list {kind} in {namespace} ({selector})",
-                lambda kw=kwargs: json.loads(
-                    _raw(listers[kind](namespace, _preload_content=False, **kw))
+                lambda page=token: json.loads(
+                    _raw(
+                        self.request(
+                            "GET", path, label_selector=selector, limit=PAGE, _continue=page
+                        )
+                    )
                 ),
             )
             items += data.get("items") or []
@@ -286,15 +328,9 @@ class KubeApi:
 
     def patch_object(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> bool:
         """A merge patch; False when the object does not exist."""
-        patchers: dict[str, Callable[..., Any]] = {
-            "ConfigMap": self.core.patch_namespaced_config_map,
-        }
         try:
-            _raw(
-                patchers[kind](
-                    name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False
-                )
-            )
+            path = self._object(kind, namespace, name)
+            _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
             return True
         except ApiException as err:
             if err.status == 404:
@@ -306,29 +342,30 @@ class KubeApi:
     # --- lists and watches (used by the informers) ------------------------------------------
 
     def lister(self, kind: str, namespace: str) -> Callable[..., Any]:
-        """The raw list function for a kind; watches call it with watch=True."""
-        listers: dict[str, Callable[..., Any]] = {
-            "Job": lambda **kw: self.batch.list_namespaced_job(namespace, **kw),
-            "Pod": lambda **kw: self.core.list_namespaced_pod(namespace, **kw),
-            "Campaign": lambda **kw: self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, **kw
-            ),
-        }
-        return listers[kind]
+        """The raw list function of a kind: it takes the client's keyword names (``watch=True``
+        for a watch, as :class:`kubernetes.watch.Watch` calls it) and returns the unread
+        response."""
+        path = self._collection(kind, namespace)
+
+        def list_kind(**kwargs: Any) -> Any:
+            timeout = TIMEOUT
+            if kwargs.get("watch"):
+                timeout = urllib3.Timeout(
+                    connect=10, read=float(kwargs.get("timeout_seconds") or 300) + 30
+                )
+            return self.request("GET", path, timeout=timeout, **kwargs)
+
+        return list_kind
 
     def pod_phase(self, namespace: str, name: str) -> str | None:
-        try:
-            pod = self.core.read_namespaced_pod(name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise ClusterError(f"get Pod {namespace}/{name}: {err.status} {err.reason}") from err
-        return pod.status.phase if pod.status else None
+        pod = self.get_object("Pod", namespace, name)
+        return None if pod is None else (pod.get("status") or {}).get("phase")
 
     def pod_log(self, namespace: str, name: str, container: str = "worker") -> str:
+        path = self._object("Pod", namespace, name) + "/log"
         return _wrap(
             f"logs of Pod {namespace}/{name}",
-            lambda: self.core.read_namespaced_pod_log(name, namespace, container=container),
+            lambda: _raw(self.request("GET", path, container=container)).decode(errors="replace"),
         )
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:

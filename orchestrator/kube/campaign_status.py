@@ -71,6 +71,9 @@ class InFlight:
     since: str = ""
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", _cut(self.reason))  # stored == held
+
     @classmethod
     def from_storage(cls, data: Mapping[str, Any]) -> InFlight:
         return cls(
@@ -83,7 +86,7 @@ class InFlight:
     def for_storage(self) -> dict[str, Any]:
         out = {"trial": self.trial, "phase": self.phase, "since": self.since}
         if self.reason:
-            out["reason"] = _cut(self.reason)
+            out["reason"] = self.reason
         return out
 
 
@@ -95,6 +98,9 @@ class Failure:
     status: str
     reason: str = ""
     finished: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", _cut(self.reason))  # stored == held
 
     @classmethod
     def from_storage(cls, data: Mapping[str, Any]) -> Failure:
@@ -109,7 +115,7 @@ class Failure:
         return {
             "trial": self.trial,
             "status": self.status,
-            "reason": _cut(self.reason),
+            "reason": self.reason,
             "finished": self.finished,
         }
 

@@ -7,8 +7,9 @@ delivered as ordinary changes. Every change bumps a shared :class:`Changes` coun
 controller waits on instead of sleeping, and is handed to ``on_change`` so a consumer can keep
 its own index (the Kubernetes executor indexes by campaign and trial).
 
-Objects stay JSON dicts end to end: lists and watches are read with ``_preload_content=False``
-and the watch with ``deserialize=False``, so no event is turned into the client's model classes
+Objects stay JSON dicts end to end: ``list_fn`` returns the unread response
+(:meth:`~trainbed.orchestrator.kube.api.KubeApi.lister`) and the watch runs with
+``deserialize=False``, so no event is turned into the client's model classes
 and back (that round trip cost more CPU per event than the API server spent sending it).
 ``transform`` trims each object to the fields its consumer reads before it is cached, as
 client-go's TransformFunc does, which bounds the cache's memory at scale.
@@ -92,7 +93,7 @@ class Informer:
         self._stop.set()
         if self._watch is not None:
             self._watch.stop()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=1)
 
     def snapshot(self) -> dict[str, Obj]:
         with self.lock:
@@ -111,10 +112,14 @@ class Informer:
         token: str | None = None
         version = ""
         while True:
-            kwargs = {**self._kwargs(), "limit": PAGE, "_preload_content": False}
+            kwargs = {**self._kwargs(), "limit": PAGE}
             if token:
                 kwargs["_continue"] = token
-            data = json.loads(self.list_fn(**kwargs).data)
+            response = self.list_fn(**kwargs)
+            try:
+                data = json.loads(response.data)
+            finally:
+                response.release_conn()
             for item in data.get("items") or []:
                 items[item["metadata"]["name"]] = self.transform(item)
             meta = data.get("metadata") or {}
