@@ -355,3 +355,44 @@ def test_invalid_campaign_is_reported_in_status_and_parsed_once(
     assert "spec.factors[0].target" in message and "cpux" in message
     assert not _jobs(api, namespace, "invalid")
     assert len(parses) == 1, parses
+
+
+def test_old_status_trials_are_migrated_once(api: KubeApi, namespace: str) -> None:
+    """A campaign recorded by the older format (every trial in ``status.trials``): the
+    controller moves its recorded trials to the records, drops the field, and runs only the
+    rest."""
+    from trainbed.orchestrator.plan.trials import plan_campaign
+
+    obj = seed001(namespace, name="legacy")
+    api.apply_campaign(obj)
+    trials = plan_campaign(parse_campaign(obj)).trials
+    stamp = "2026-01-01T00:00:00Z"
+    old = {
+        t.trial_id: {
+            "job": f"legacy-{t.trial_id}",
+            "created": stamp,
+            "finished": stamp,
+            "phase": "Succeeded" if i % 3 else "Failed",
+            "status": "succeeded" if i % 3 else "failed",
+            "reason": "" if i % 3 else "BackoffLimitExceeded",
+            "pods": 2,
+        }
+        for i, t in enumerate(trials[:10])
+    }
+    live = {trials[10].trial_id: {"phase": "Running", "status": None, "pods": 2}}
+    api.patch_campaign_status(
+        namespace, "legacy", {"phase": "Running", "done": 10, "total": 32, "trials": old | live}
+    )
+    _run_controller(api, namespace, "legacy")
+    status = api.get_campaign(namespace, "legacy")["status"]
+    assert "trials" not in status, "the old per-trial map is gone from the object"
+    assert status["done"] == 32 and status["phase"] == "Completed"
+    assert status["failed"] == 4  # the migrated failures still count
+    entries = records(api, namespace, "legacy")
+    assert set(entries) == {t.trial_id for t in trials}
+    for trial_id, entry in old.items():
+        assert entries[trial_id]["status"] == entry["status"]
+        assert entries[trial_id]["finished"] == stamp
+    job_trials = {j.metadata.labels["trainbed.io/trial"] for j in _jobs(api, namespace, "legacy")}
+    assert not job_trials & set(old), "a migrated trial was run again"
+    assert len(job_trials) == 22
