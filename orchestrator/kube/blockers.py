@@ -31,8 +31,9 @@ STUCK_WAITING = (
     "CreateContainerError",
     "RunContainerError",
 )
-#: A Job with no pod this long after its creation is reported.
-NO_PODS_AFTER_S = 20.0
+#: A Job with no pod this long after its creation is reported. Generous: on a loaded control
+#: plane the Job controller's backlog alone delays pods by tens of seconds.
+NO_PODS_AFTER_S = 60.0
 #: Which blocker is named first when several hold.
 ORDER = (
     "ResultsVolumeMissing",
@@ -85,7 +86,7 @@ def job_blocker(
     return Blocker(
         "NoPods",
         f"Job {name} has no pod {now - created:.0f} s after its creation: its pods are refused "
-        f"(admission, quota); kubectl describe job {name}",
+        f"(admission, quota) or the Job controller is far behind; kubectl describe job {name}",
     )
 
 
