@@ -30,6 +30,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: How every cluster verb picks its namespace, as kubectl does.
+NAMESPACE_DEFAULT = "default: the file's metadata.namespace, else the kubeconfig context's"
+NAMESPACE_HELP = f"Namespace; {NAMESPACE_DEFAULT}"
 
 
 def _path(path: Path) -> Path:
@@ -90,7 +93,10 @@ def run(
     parallel: Annotated[
         int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
     ] = 1,
-    namespace: Annotated[str, typer.Option(help="Namespace (kubernetes backend).")] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help=f"{NAMESPACE_HELP} (kubernetes backend)"),
+    ] = None,
     analyze: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
 ) -> None:
     """Run the campaign to the end, then analyse it."""
@@ -151,7 +157,10 @@ def worker(
 @_friendly
 def submit(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
-    namespace: Annotated[str, typer.Option()] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
+    ] = None,
 ) -> None:
     """Create (or update) the Campaign resource in the cluster."""
     from trainbed.orchestrator.kube.commands import submit as _submit
@@ -163,14 +172,26 @@ def submit(
 @_friendly
 def status(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
-    namespace: Annotated[str, typer.Option()] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow until done.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    trial: Annotated[str | None, typer.Option("--trial", help="Show one trial's record.")] = None,
 ) -> None:
-    """Show a Campaign's progress and its trials."""
+    """Show a Campaign's progress: counts, what blocks it, trials in flight, failures."""
+    from trainbed.orchestrator.kube.api import resolve_namespace
     from trainbed.orchestrator.kube.commands import status as _status
 
-    _status(name, namespace=namespace, watch=watch, as_json=as_json, console=console)
+    _status(
+        name,
+        namespace=resolve_namespace(namespace),
+        watch=watch,
+        as_json=as_json,
+        trial=trial,
+        console=console,
+    )
 
 
 @app.command()
@@ -178,13 +199,17 @@ def status(
 def logs(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
     trial: Annotated[str, typer.Argument(help="Trial ID.")],
-    namespace: Annotated[str, typer.Option()] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
+    ] = None,
     rank: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Print a trial's worker log."""
+    from trainbed.orchestrator.kube.api import resolve_namespace
     from trainbed.orchestrator.kube.commands import logs as _logs
 
-    _logs(name, trial, namespace=namespace, rank=rank, console=console)
+    _logs(name, trial, namespace=resolve_namespace(namespace), rank=rank, console=console)
 
 
 @app.command()
@@ -192,23 +217,31 @@ def logs(
 def collect(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
     out: Annotated[Path, typer.Option(help="Local results directory.")],
-    namespace: Annotated[str, typer.Option()] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
+    ] = None,
 ) -> None:
     """Copy a campaign's results directory from the cluster's PVC."""
+    from trainbed.orchestrator.kube.api import resolve_namespace
     from trainbed.orchestrator.kube.commands import collect as _collect
 
-    _collect(name, out=_path(out), namespace=namespace, console=console)
+    _collect(name, out=_path(out), namespace=resolve_namespace(namespace), console=console)
 
 
 @app.command()
 @_friendly
 def controller(
-    namespace: Annotated[str, typer.Option(help="Namespace to watch.")] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help=f"Namespace to watch; {NAMESPACE_DEFAULT}."),
+    ] = None,
 ) -> None:
     """Run the Campaign controller (in the cluster, or from a laptop)."""
+    from trainbed.orchestrator.kube.api import resolve_namespace
     from trainbed.orchestrator.kube.controller import run_controller
 
-    run_controller(namespace=namespace)
+    run_controller(namespace=resolve_namespace(namespace))
 
 
 def main() -> None:
