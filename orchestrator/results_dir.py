@@ -2,7 +2,9 @@
 
 The names are :mod:`trainbed.contract.layout`'s. campaign.yaml and design.csv are written first,
 each trial's trial.json before it starts; ``attempts/`` receives partial output moved aside on
-resume, and a lock file keeps two drivers off one directory.
+resume, and a lock file keeps two drivers off one directory. :meth:`ResultsDir.extend` rewrites
+both files for a design that gained a block (``trainbed augment``), keeping every trial already
+recorded.
 """
 
 from __future__ import annotations
@@ -94,6 +96,40 @@ class ResultsDir:
             )
         atomic_write_text(self.layout.design_file, design_csv(campaign, design))
         self.layout.trials_dir.mkdir(parents=True, exist_ok=True)
+
+    def extend(
+        self,
+        campaign: Campaign,
+        design: Design,
+        trials: list[TrialSpec],
+        previous: list[TrialSpec],
+    ) -> list[TrialSpec]:
+        """Rewrite design.csv, then campaign.yaml, for ``campaign``'s larger design; returns the
+        trials that are new.
+
+        Every trial of ``previous`` (the design before) must be in ``trials`` with the same ID,
+        levels and seed, so nothing already recorded is lost, relabelled or run twice; trials/
+        is not touched. campaign.yaml is written last: it is what makes the extension count (a
+        crash before it leaves the old campaign, and augmenting again starts over). Its
+        annotations are kept, and the seeds annotation lists every trial.
+        """
+        by_id = {t.trial_id: t for t in trials}
+        for old in previous:
+            new = by_id.get(old.trial_id)
+            assert new is not None and (new.levels, new.seed) == (old.levels, old.seed), (
+                f"trial {old.trial_id} would change; the extension must keep it as it ran"
+            )
+        atomic_write_text(self.layout.design_file, design_csv(campaign, design))
+        data = yaml.safe_load(self.layout.campaign_file.read_text()) or {}
+        data["spec"] = campaign.model_dump(mode="json", exclude_none=True)["spec"]
+        annotations = data.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations[SEEDS_ANNOTATION] = json.dumps(
+            {"design": campaign.spec.design.seed, "trials": {t.trial_id: t.seed for t in trials}},
+            sort_keys=True,
+        )
+        atomic_write_text(self.layout.campaign_file, yaml.safe_dump(data, sort_keys=False))
+        known = {t.trial_id for t in previous}
+        return [t for t in trials if t.trial_id not in known]
 
     def set_aside_partial(self, trial_id: str) -> Path | None:
         """Move an incomplete trial's output to attempts/ so it is never mixed with a rerun."""

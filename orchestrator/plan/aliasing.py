@@ -15,7 +15,10 @@ from itertools import combinations
 
 import numpy as np
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from trainbed.contract.letters import FACTOR_LETTERS, IDENTITY
+
+#: Factor letters: A.. in factor order, skipping I (the identity), as FrF2 does.
+LETTERS = FACTOR_LETTERS
 _GENERATOR = re.compile(r"^\s*([A-Za-z])\s*=\s*([+-]?)\s*([A-Za-z]+)\s*$")
 
 
@@ -40,12 +43,16 @@ class Word:
 def effect_name(mask: int) -> str:
     """Letters of a mask in alphabetical order; the identity is ``I``."""
     letters = "".join(LETTERS[i] for i in range(mask.bit_length()) if mask >> i & 1)
-    return letters or "I"
+    return letters or IDENTITY
 
 
 def mask_of(letters: str) -> int:
+    """The bit mask of a word such as ``"ABD"``; raises ValueError for a letter that names no
+    factor (``I`` is the identity, never a factor)."""
     mask = 0
     for ch in letters.upper():
+        if ch not in LETTERS:
+            raise ValueError(f"{ch} is not a factor letter (A-Z without I)")
         bit = 1 << LETTERS.index(ch)
         if mask & bit:
             raise ValueError(f"letter {ch} appears twice in {letters!r}")
@@ -76,6 +83,10 @@ def parse_generator(text: str, n_factors: int) -> Generator:
     target, sign, word = match.group(1).upper(), match.group(2), match.group(3).upper()
     known = LETTERS[:n_factors]
     for ch in target + word:
+        if ch == IDENTITY:
+            raise ValueError(
+                f"{text!r} names I, the identity: factor letters skip I, so the ninth factor is J"
+            )
         if ch not in known:
             raise ValueError(f"{text!r} names {ch}, but the factors are {', '.join(known)}")
     try:

@@ -2,10 +2,13 @@
 
 pydoe builds the matrices (``fullfact`` for full factorials, ``fracfact`` for fractions, from the
 user's generators or, for a requested resolution, from the minimum-aberration catalogue of
-:mod:`~trainbed.orchestrator.plan.min_aberration`). Everything else
-is computed here from the matrix itself, never typed in: the generators, the defining relation,
-the resolution and the aliases (:mod:`trainbed.orchestrator.plan.aliasing`). Rows are keyed by their
-coded levels and put in standard order, so pydoe's row order never leaks into trial IDs.
+:mod:`~trainbed.orchestrator.plan.min_aberration`; Plackett-Burman screening designs come from
+:mod:`~trainbed.orchestrator.plan.screening`). Everything else is computed here from the matrix
+itself, never typed in: the generators, the defining relation, the resolution and the aliases
+(:mod:`trainbed.orchestrator.plan.aliasing`), or a screening design's partial aliasing. Fold-overs
+(:mod:`~trainbed.orchestrator.plan.foldover`) add blocks, and the structure is then that of the
+combined design. Rows are keyed by their coded levels and put in standard order, so pydoe's row
+order never leaks into trial IDs. A design error names the campaign file, as a schema error does.
 """
 
 from __future__ import annotations
@@ -30,8 +33,20 @@ from trainbed.orchestrator.plan.aliasing import (
     word_length_pattern,
 )
 from trainbed.orchestrator.plan.doe import fracfact, fullfact
+from trainbed.orchestrator.plan.foldover import (
+    confounded_with_blocks,
+    fold,
+    fold_mask,
+    why_not_new,
+)
 from trainbed.orchestrator.plan.min_aberration import MAX_FACTORS, MIN_FACTORS, minimum_aberration
-from trainbed.orchestrator.plan.spec import Campaign, DesignSpec
+from trainbed.orchestrator.plan.screening import (
+    full_aliases,
+    generalized_resolution,
+    partial_aliases,
+    screening_matrix,
+)
+from trainbed.orchestrator.plan.spec import Campaign, DesignSpec, and_list
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +59,8 @@ class Run:
     point: int
     coded: dict[str, int]
     levels: dict[str, Any]
+    #: 1 for the design as first run; each fold-over adds the next block
+    block: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,13 +78,31 @@ class Design:
     word_length_pattern: list[int] = field(default_factory=list)
     aliases: list[list[str]] = field(default_factory=list)
     alias_structure: dict[str, list[str]] = field(default_factory=dict)
+    #: screening: main effect -> two-factor interaction -> correlation (non-zero ones only)
+    partial_aliases: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: screening: Deng & Tang's generalized resolution (3.67 for 12-run Plackett-Burman)
+    generalized_resolution: float | None = None
+    #: the fold of each block after the first (``full`` or a factor's name)
+    folds: list[str] = field(default_factory=list)
+    #: words of the first block's defining relation that are confounded with the blocks
+    block_confounding: list[str] = field(default_factory=list)
+
+    @property
+    def blocks(self) -> int:
+        return 1 + len(self.folds)
 
     @property
     def fraction(self) -> str:
-        """'2^(4-1)' or '2^3' or '3x2' for reading."""
+        """'2^(4-1)', '2^3', '3x2' or 'Plackett-Burman 12-run' for reading; ', 2 blocks' when
+        fold-overs were added."""
         k = len(self.factors)
+        blocks = f", {self.blocks} blocks" if self.blocks > 1 else ""
+        if self.type == "screening":
+            first = sum(1 for r in self.runs if r.block == 1 and r.replicate == 1)
+            return f"Plackett-Burman {first}-run{blocks}"
         if self.type == "fractional":
-            return f"2^({k}-{len(self.generators)})"
+            p = len(self.generators)
+            return (f"2^({k}-{p})" if p else f"2^{k}") + blocks
         sizes = {len({p[letter] for p in self.points}) for letter in self.factors}
         if sizes == {2}:
             return f"2^{k}"
@@ -130,9 +165,10 @@ def _from_generators(spec: DesignSpec, n: int) -> np.ndarray:
             )
         uses = [LETTERS[t] for t in targets if g.word.mask >> t & 1]
         if uses:
+            which = "which is itself" if len(uses) == 1 else "which are themselves"
             raise DesignError(
                 f"spec.design.generators[{i}]",
-                f"{g.text()!r} uses {', '.join(uses)}, which is itself generated; "
+                f"{g.text()!r} uses {and_list(uses)}, {which} generated; "
                 "write generators over the base factors only",
             )
     if len(generators) >= n:
@@ -185,61 +221,123 @@ def _from_resolution(res: int, n: int) -> np.ndarray:
 
 
 def build_design(campaign: Campaign) -> Design:
-    """Expand a validated campaign into its runs, in run order, with its alias structure."""
-    spec = campaign.spec
-    n = len(spec.factors)
-    letters = LETTERS[:n]
-    if spec.design.type == "full":
-        matrix = _full_matrix([len(f.levels) for f in spec.factors])
-    elif spec.design.generators:
-        matrix = _from_generators(spec.design, n)
-    else:
-        assert spec.design.resolution is not None
-        matrix = _from_resolution(spec.design.resolution, n)
-    matrix = _standard_order(matrix)
-    assert len({tuple(row) for row in matrix}) == len(matrix), "design points must be distinct"
+    """Expand a validated campaign into its runs, in run order, with its alias structure.
 
-    if spec.design.type == "fractional":
-        gens = generators_from_matrix(matrix)
-        relation = defining_relation([g.defining_word() for g in gens])
-        structure = {
-            "generators": [g.text() for g in gens],
+    A :class:`DesignError` names the campaign's file when it came from one.
+    """
+    try:
+        return _build(campaign)
+    except DesignError as err:
+        if err.source is None and campaign.source is not None:
+            raise DesignError(err.field, err.reason, campaign.source) from None
+        raise
+
+
+def _first_block(spec: DesignSpec, n: int, levels: list[int]) -> np.ndarray:
+    """The design as first run: full, screening, or a fraction from generators or resolution."""
+    if spec.type == "full":
+        return _full_matrix(levels)
+    if spec.type == "screening":
+        try:
+            return screening_matrix(n, spec.runs)
+        except ValueError as err:
+            field = "spec.design.runs" if spec.runs is not None else "spec.design.type"
+            raise DesignError(field, str(err)) from None
+    if spec.generators:
+        return _from_generators(spec, n)
+    assert spec.resolution is not None
+    return _from_resolution(spec.resolution, n)
+
+
+def _blocks(spec: DesignSpec, names: list[str], first: np.ndarray) -> list[np.ndarray]:
+    """The first block, then one block per fold-over, each the reversal of all before it."""
+    blocks = [first]
+    for i, fold_name in enumerate(spec.foldover or []):
+        combined = np.vstack(blocks)
+        mask = fold_mask(fold_name, names)
+        relation = _relation_of(combined) if spec.type == "fractional" else None
+        why = why_not_new(combined, mask, relation)
+        if why:
+            raise DesignError(f"spec.design.foldover[{i}]", why)
+        blocks.append(_standard_order(fold(combined, mask)))
+    return blocks
+
+
+def _structure(design_type: str, blocks: list[np.ndarray], n: int) -> dict[str, Any]:
+    """What the design aliases, computed from the (combined) matrix."""
+    combined = np.vstack(blocks)
+    if design_type == "fractional":
+        relation = _relation_of(combined)
+        structure: dict[str, Any] = {
+            "generators": [g.text() for g in generators_from_matrix(combined)],
             "defining_relation": [w.name() for w in relation],
             "resolution": resolution(relation),
             "word_length_pattern": word_length_pattern(relation, n),
             "aliases": alias_groups(n, relation),
             "alias_structure": alias_table(n, relation),
         }
-    else:
-        structure = {}
+        if len(blocks) > 1:
+            structure["block_confounding"] = confounded_with_blocks(blocks, _relation_of(blocks[0]))
+        return structure
+    if design_type == "screening":
+        general = generalized_resolution(combined)
+        return {
+            "resolution": int(general) if general is not None else None,
+            "generalized_resolution": general,
+            "aliases": full_aliases(combined),
+            "partial_aliases": partial_aliases(combined),
+        }
+    return {}
 
-    points = [{letters[j]: int(row[j]) for j in range(n)} for row in matrix]
+
+def _build(campaign: Campaign) -> Design:
+    spec = campaign.spec
+    n = len(spec.factors)
+    letters = LETTERS[:n]
+    names = [f.name for f in spec.factors]
+    first = _standard_order(_first_block(spec.design, n, [len(f.levels) for f in spec.factors]))
+    blocks = _blocks(spec.design, names, first)
+    structure = _structure(spec.design.type, blocks, n)
+    combined = np.vstack(blocks)
+    assert len({tuple(row) for row in combined}) == len(combined), "design points must be distinct"
+
+    points = [{letters[j]: int(row[j]) for j in range(n)} for row in combined]
 
     def level_of(j: int, code: int) -> Any:
         levels = spec.factors[j].levels
         return levels[(code + 1) // 2] if len(levels) == 2 else levels[code]
 
-    unordered: list[tuple[int, int]] = [
-        (replicate, point)
-        for replicate in range(1, spec.design.replicates + 1)
-        for point in range(len(points))
-    ]
-    if spec.design.randomize:
-        rng = np.random.default_rng(spec.design.seed)
-        unordered = [unordered[i] for i in rng.permutation(len(unordered))]
-    runs = [
-        Run(
-            trial_id=trial_id(campaign.name, points[point], replicate),
-            run_order=order,
-            replicate=replicate,
-            point=point,
-            coded=dict(points[point]),
-            levels={
-                f.name: level_of(j, points[point][letters[j]]) for j, f in enumerate(spec.factors)
-            },
-        )
-        for order, (replicate, point) in enumerate(unordered, start=1)
-    ]
+    runs: list[Run] = []
+    start = 0
+    for block, matrix in enumerate(blocks, start=1):
+        unordered: list[tuple[int, int]] = [
+            (replicate, start + point)
+            for replicate in range(1, spec.design.replicates + 1)
+            for point in range(len(matrix))
+        ]
+        start += len(matrix)
+        if spec.design.randomize:
+            # block 1 keeps the order it always had; each later block has its own stream
+            rng = np.random.default_rng(
+                spec.design.seed if block == 1 else [spec.design.seed, block]
+            )
+            unordered = [unordered[i] for i in rng.permutation(len(unordered))]
+        before = len(runs)
+        runs += [
+            Run(
+                trial_id=trial_id(campaign.name, points[point], replicate),
+                run_order=before + order,
+                replicate=replicate,
+                point=point,
+                coded=dict(points[point]),
+                levels={
+                    f.name: level_of(j, points[point][letters[j]])
+                    for j, f in enumerate(spec.factors)
+                },
+                block=block,
+            )
+            for order, (replicate, point) in enumerate(unordered, start=1)
+        ]
     assert len({r.trial_id for r in runs}) == len(runs), "trial IDs must be unique"
     return Design(
         campaign=campaign.name,
@@ -247,5 +345,6 @@ def build_design(campaign: Campaign) -> Design:
         factors={letters[j]: f.name for j, f in enumerate(spec.factors)},
         points=points,
         runs=runs,
+        folds=list(spec.design.foldover or []),
         **structure,
     )

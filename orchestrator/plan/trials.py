@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from trainbed.contract.layout import coded_column
+from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS, coded_column
 from trainbed.contract.trial import TrialSettings, TrialSpec
 from trainbed.orchestrator.plan.design import Design, Run, build_design
 from trainbed.orchestrator.plan.spec import Campaign, apply_levels
@@ -50,7 +50,8 @@ def trial_spec(campaign: Campaign, run: Run) -> TrialSpec:
 
 
 def design_rows(campaign: Campaign, design: Design) -> list[dict[str, Any]]:
-    """Rows of design.csv in run order: trial_id, run_order, replicate, <name>, <name>_coded."""
+    """Rows of design.csv in run order: trial_id, run_order, replicate, block (only when there
+    are blocks), <name>, <name>_coded."""
     rows: list[dict[str, Any]] = []
     for run in design.runs:
         row: dict[str, Any] = {
@@ -58,6 +59,8 @@ def design_rows(campaign: Campaign, design: Design) -> list[dict[str, Any]]:
             "run_order": run.run_order,
             "replicate": run.replicate,
         }
+        if design.blocks > 1:
+            row[BLOCK_COLUMN] = run.block
         for letter, name in design.factors.items():
             row[name] = run.levels[name]
             row[coded_column(name)] = run.coded[letter]
@@ -67,7 +70,7 @@ def design_rows(campaign: Campaign, design: Design) -> list[dict[str, Any]]:
 
 def design_csv(campaign: Campaign, design: Design) -> str:
     """design.csv's text (contract columns)."""
-    columns = ["trial_id", "run_order", "replicate"]
+    columns = [*DESIGN_COLUMNS, *([BLOCK_COLUMN] if design.blocks > 1 else [])]
     for name in design.factors.values():
         columns += [name, coded_column(name)]
     buffer = io.StringIO()

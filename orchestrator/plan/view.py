@@ -1,4 +1,9 @@
-"""How ``trainbed plan`` shows a design: a rich table for people, one JSON object for programs."""
+"""How ``trainbed plan`` shows a design: a rich table for people, one JSON object for programs.
+
+A regular fraction shows its generators, defining relation and alias chains; a screening design
+its partial aliasing (each main effect's correlations with the two-factor interactions); a design
+with fold-overs its blocks and the words the blocks confound.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +32,17 @@ def plan_json(campaign: Campaign, design: Design) -> dict[str, Any]:
         "word_length_pattern": design.word_length_pattern,
         "aliases": design.aliases,
         "alias_structure": design.alias_structure,
+        "partial_aliases": design.partial_aliases,
+        "generalized_resolution": design.generalized_resolution,
+        "blocks": design.blocks,
+        "foldover": design.folds,
+        "block_confounding": design.block_confounding,
         "runs": [
             {
                 "trial_id": run.trial_id,
                 "run_order": run.run_order,
                 "replicate": run.replicate,
+                "block": run.block,
                 "coded": run.coded,
                 "levels": run.levels,
             }
@@ -52,6 +63,8 @@ def render_plan(console: Console, campaign: Campaign, design: Design) -> None:
     table.add_column("run", justify="right")
     table.add_column("trial")
     table.add_column("rep", justify="right")
+    if design.blocks > 1:
+        table.add_column("block", justify="right")
     for letter in letters:
         table.add_column(letter, justify="right")
     for letter in letters:
@@ -65,6 +78,7 @@ def render_plan(console: Console, campaign: Campaign, design: Design) -> None:
             str(run.run_order),
             run.trial_id,
             str(run.replicate),
+            *([str(run.block)] if design.blocks > 1 else []),
             *coded,
             *[str(run.levels[design.factors[x]]) for x in letters],
         )
@@ -73,7 +87,22 @@ def render_plan(console: Console, campaign: Campaign, design: Design) -> None:
         "factors: " + ", ".join(f"{x} = {name}" for x, name in design.factors.items()),
         highlight=False,
     )
-    if design.type == "fractional":
+    if design.blocks > 1:
+        folds = "; ".join(
+            f"block {b}: fold-over on {fold}" if fold != "full" else f"block {b}: full fold-over"
+            for b, fold in enumerate(design.folds, start=2)
+        )
+        confounded = (
+            f"; confounded with the blocks: {', '.join(design.block_confounding)}"
+            if design.block_confounding
+            else ""
+        )
+        console.print(f"blocks: {design.blocks} ({folds}){confounded}", highlight=False)
+    if design.type == "screening":
+        _render_screening(console, design)
+    elif design.type == "fractional" and not design.defining_relation:
+        console.print("combined design: a full factorial, nothing aliased", highlight=False)
+    elif design.type == "fractional":
         res = design.resolution
         console.print(f"generators: {', '.join(design.generators)}", highlight=False)
         console.print(
@@ -90,3 +119,32 @@ def render_plan(console: Console, campaign: Campaign, design: Design) -> None:
         console.print(aliases)
     else:
         console.print("full factorial: no aliasing", highlight=False)
+
+
+def _render_screening(console: Console, design: Design) -> None:
+    """Partial aliasing: per main effect, its correlated two-factor interactions by value."""
+    general = design.generalized_resolution
+    console.print(
+        f"screening design ({design.fraction}): the analysis fits main effects only; "
+        f"generalized resolution {'-' if general is None else f'{general:.2f}'}",
+        highlight=False,
+    )
+    for group in design.aliases:
+        console.print(f"fully aliased: {' = '.join(group)}", highlight=False)
+    table = Table(
+        title="partial aliasing (correlation of each main effect with two-factor interactions)",
+        title_justify="left",
+    )
+    table.add_column("effect")
+    table.add_column("r")
+    table.add_column("two-factor interactions")
+    for effect, correlations in design.partial_aliases.items():
+        by_value: dict[float, list[str]] = {}
+        for interaction, r in correlations.items():
+            by_value.setdefault(r, []).append(interaction)
+        if not by_value:
+            table.add_row(effect, "0", "(none)")
+        for r in sorted(by_value, key=lambda v: (-abs(v), -v)):
+            table.add_row(effect, f"{r:+.2f}", " ".join(by_value[r]))
+            effect = ""
+    console.print(table)

@@ -197,3 +197,66 @@ def test_design_csv_columns_and_trial_spec() -> None:
     assert spec.workload.epochs == run.levels["epochs"]
     seeds = {trial_spec(c, r).seed for r in design.runs}
     assert len(seeds) == 32, "every trial, replicates included, gets its own seed"
+
+
+def test_factor_letters_skip_i() -> None:
+    """The ninth factor is J, as in FrF2: I is the identity of every defining relation."""
+    spec = campaign(9, {"type": "fractional", "generators": ["J = ABCDEFGH"]})
+    design = build_design(parse_campaign(spec))
+    assert list(design.factors) == list("ABCDEFGHJ")
+    assert design.defining_relation == ["ABCDEFGHJ"] and design.resolution == 9
+    assert all(p["J"] == np.prod([p[x] for x in "ABCDEFGH"]) for p in design.points)
+    assert "AJ" in design.alias_structure and not any("I" in k for k in design.alias_structure)
+    resolved = build_design(parse_campaign(campaign(10, {"type": "fractional", "resolution": 4})))
+    assert list(resolved.factors) == list("ABCDEFGHJK")
+    assert all("I" not in g for g in resolved.generators + resolved.defining_relation)
+
+
+def test_design_errors_name_the_file(tmp_path: Path) -> None:
+    import yaml
+
+    from trainbed.contract.errors import DesignError
+    from trainbed.orchestrator.plan.spec import load_campaign
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(campaign(4, {"type": "fractional", "resolution": 5})))
+    with pytest.raises(DesignError) as caught:
+        build_design(load_campaign(path))
+    assert caught.value.source == str(path)
+    assert str(caught.value).startswith(f"{path}: spec.design.resolution: resolution 5 is")
+    result = CliRunner().invoke(app, ["plan", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: spec.design.resolution" in " ".join(result.output.split())
+    # a campaign that came from no file (the controller's) names no file
+    with pytest.raises(DesignError) as caught:
+        build_design(parse_campaign(campaign(4, {"type": "fractional", "resolution": 5})))
+    assert str(caught.value).startswith("spec.design.resolution:")
+
+
+@pytest.mark.parametrize(
+    ("generators", "message"),
+    [
+        (["C = AB", "D = BC"], "'D = BC' uses C, which is itself generated"),
+        (["C = AB", "D = AB", "E = CD"], "'E = CD' uses C and D, which are themselves generated"),
+    ],
+)
+def test_generated_factor_in_a_generator_message(generators: list[str], message: str) -> None:
+    from trainbed.contract.errors import DesignError
+
+    spec = campaign(5, {"type": "fractional", "generators": generators})
+    with pytest.raises(DesignError, match=message):
+        build_design(parse_campaign(spec))
+
+
+@pytest.mark.parametrize(
+    ("multi", "message"),
+    [([1], "f1 has more"), ([0, 2], "f0 and f2 have more"), ([0, 1, 2], "f0, f1 and f2 have")],
+)
+def test_multilevel_factors_in_a_fraction_message(multi: list[int], message: str) -> None:
+    from trainbed.contract.errors import SpecError
+
+    spec = campaign(4, {"type": "fractional", "generators": ["D = ABC"]})
+    for i in multi:
+        spec["spec"]["factors"][i]["levels"] = [*spec["spec"]["factors"][i]["levels"], 3]
+    with pytest.raises(SpecError, match=f"two-level factors; {message}"):
+        parse_campaign(spec)

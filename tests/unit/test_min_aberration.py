@@ -240,11 +240,12 @@ def test_rejects_what_cannot_be_built() -> None:
 def test_small_factor_counts_and_texts() -> None:
     assert minimum_aberration(3, 3) == MADesign(3, 4, 2, (3,), (1,), 3)
     assert minimum_aberration(4, 4).generator_texts() == ["D = ABC"]
+    # factor letters skip I (the identity), as FrF2 does: the ninth factor is J
     assert minimum_aberration(12, 5).generator_texts() == [
-        "I = ABCDEFG",
-        "J = ABCDH",
-        "K = ABEFH",
-        "L = ACEGH",
+        "J = ABCDEFG",
+        "K = ABCDH",
+        "L = ABEFH",
+        "M = ACEGH",
     ]
 
 

@@ -133,6 +133,24 @@ CASES: list[tuple[str, str, str]] = [
         "spec.design.generators",
     ),
     ("zero-replicates", mutate("spec.design.replicates", 0), "spec.design.replicates"),
+    # a resolution is a number: the string "4" and true are refused, not coerced to 4 and 1
+    (
+        "resolution-string",
+        mutate("spec.design", {"type": "fractional", "resolution": "4"}),
+        "spec.design.resolution: Input should be a valid integer (got '4')",
+    ),
+    (
+        "resolution-bool",
+        mutate("spec.design", {"type": "fractional", "resolution": True}),
+        "spec.design.resolution: Input should be a valid integer (got True)",
+    ),
+    (
+        "generator-names-i",
+        mutate("spec.design.generators", ["D = ABI"]),
+        "spec.design.generators[0]: 'D = ABI' names I, the identity",
+    ),
+    ("factor-named-block", mutate("spec.factors.1.name", "block"), "spec.factors[1].name"),
+    ("unknown-foldover", mutate("spec.design.foldover", ["gpu"]), "spec.design.foldover[0]"),
     ("bad-response", mutate("spec.responses", ["accuracy", "speed"]), "spec.responses[1]"),
     ("repeated-response", mutate("spec.responses", ["time", "time"]), "spec.responses"),
     ("bad-default-cpu", mutate("spec.trial.resources.cpu", "lots"), "spec.trial.resources.cpu"),
