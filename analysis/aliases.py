@@ -90,3 +90,67 @@ def defining_relation(points: np.ndarray, names: list[str]) -> list[str]:
                 sign = "+" if column[0] > 0 else "-"
                 words.append(sign + ":".join(names[i] for i in combo))
     return words
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    scale = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b) / scale if scale > 0 else 0.0
+
+
+def partial_aliases(x: np.ndarray, names: list[str], i: int) -> dict[str, float]:
+    """Main effect ``i``'s correlations with the two-factor interactions that do not contain
+    it, over the runs of ``x`` (rows in ±1 coding, one column per name); zeros left out.
+
+    In a regular fraction each is 0 or ±1 (an alias); in a Plackett-Burman design they are
+    fractions (±1/3 in 12 runs): *partial* aliasing."""
+    out = {}
+    for a, b in combinations(range(len(names)), 2):
+        if i in (a, b):
+            continue
+        r = round(_correlation(x[:, i], x[:, a] * x[:, b]), 4)
+        if r:
+            out[f"{names[a]}:{names[b]}"] = r
+    return out
+
+
+def partial_alias_text(x: np.ndarray, names: list[str], i: int) -> str:
+    """One line for the effects table: how many two-factor interactions main effect ``i`` is
+    partially aliased with, and how strongly (``''`` when with none)."""
+    found = partial_aliases(x, names, i)
+    if not found:
+        return ""
+    sizes = sorted({abs(r) for r in found.values()})
+    strength = f"|r| = {sizes[0]:.2f}" if len(sizes) == 1 else f"|r| {sizes[0]:.2f}-{sizes[-1]:.2f}"
+    return f"partially aliased with {len(found)} 2FIs ({strength})"
+
+
+def _low_order_sets(points: np.ndarray, names: list[str]) -> dict[str, set[str]]:
+    """Each main effect and two-factor interaction -> the others of order <= 2 it is aliased
+    with (empty when clear), in the design of ``points``."""
+    out: dict[str, set[str]] = {}
+    for term in estimable_terms(points, names):
+        members = [term.factors, *term.aliases]
+        low = {":".join(m) for m in members if len(m) <= 2}
+        for member in low:
+            out[member] = low - {member}
+    return out
+
+
+def dealiased(
+    before: np.ndarray, after: np.ndarray, names: list[str]
+) -> list[tuple[str, list[str], list[str]]]:
+    """What a fold-over separated: each main effect or two-factor interaction that was aliased
+    with others (of order <= 2) in the design points ``before`` and is aliased with fewer in
+    ``after``, as (effect, the ones it is now clear of, the ones still aliased with it)."""
+    was, now = _low_order_sets(before, names), _low_order_sets(after, names)
+    out = []
+    for effect, others in was.items():
+        freed = others - now.get(effect, set())
+        if freed:
+            order = sorted(
+                freed, key=lambda e: (e.count(":"), [names.index(f) for f in e.split(":")])
+            )
+            out.append((effect, order, sorted(now.get(effect, set()))))
+    out.sort(key=lambda row: (row[0].count(":"), [names.index(f) for f in row[0].split(":")]))
+    return out

@@ -15,19 +15,29 @@ In an all-two-level design the terms are the representatives of the alias sets t
 two-factor interactions when they still leave error degrees of freedom. Either way a term that
 is linearly dependent on earlier ones (a lost design point can do that) is dropped with a note
 instead of being fitted through a pseudo-inverse.
+
+Two cases fit fewer terms on purpose:
+
+- ``main_effects_only`` (a screening design): a Plackett-Burman design aliases every main effect
+  partially with many two-factor interactions, so only the main effects are fitted, each
+  labelled with how many interactions it is correlated with and how strongly;
+- blocks (design.csv's ``block`` column, from a fold-over): a block term comes first, after the
+  intercept, so every effect is estimated within blocks; an effect confounded with the blocks
+  (a word the fold-over dropped from the defining relation) is not fitted, and the block term
+  names it as its alias. Two blocks are one ±1 column (block 1 = -1); more get Sum contrasts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from trainbed.analysis.aliases import estimable_terms
-from trainbed.contract.layout import coded_column
+from trainbed.analysis.aliases import estimable_terms, partial_alias_text
+from trainbed.contract.layout import BLOCK_COLUMN, coded_column
 
 
 @dataclass(frozen=True)
@@ -69,9 +79,50 @@ def _factor_columns(
 Block = dict[str, np.ndarray]  # coefficient label -> column
 
 
-def _candidates(
+def _block_term(usable: pd.DataFrame) -> tuple[ModelTerm, Block] | None:
+    """The block term when the runs span more than one block, else None."""
+    if BLOCK_COLUMN not in usable.columns:
+        return None
+    values = usable[BLOCK_COLUMN].astype(int).to_numpy()
+    blocks = sorted(set(values.tolist()))
+    if len(blocks) < 2:
+        return None
+    coded = (
+        np.where(values == blocks[0], -1, 1)
+        if len(blocks) == 2
+        else np.searchsorted(blocks, values)
+    )
+    columns, labels, last = _factor_columns({"name": BLOCK_COLUMN, "levels": blocks}, coded)
+    term = ModelTerm(BLOCK_COLUMN, "", tuple(labels), last)
+    return term, dict(zip(labels, columns, strict=True))
+
+
+def _main_effects(
     usable: pd.DataFrame, factors: list[dict[str, Any]]
 ) -> list[tuple[ModelTerm, Block]]:
+    """Main effects only, each two-level one labelled with its partial aliasing."""
+    names = [f["name"] for f in factors]
+    two_level = [f["name"] for f in factors if len(f["levels"]) == 2]
+    x = usable[[coded_column(n) for n in two_level]].to_numpy(dtype=float)
+    out = []
+    for factor in factors:
+        name = factor["name"]
+        columns, labels, last = _factor_columns(factor, usable[coded_column(name)].to_numpy())
+        aliases = (
+            partial_alias_text(x, two_level, two_level.index(name)) if name in two_level else ""
+        )
+        out.append(
+            (ModelTerm(name, aliases, tuple(labels), last), dict(zip(labels, columns, strict=True)))
+        )
+    assert [t.name for t, _ in out] == names
+    return out
+
+
+def _candidates(
+    usable: pd.DataFrame, factors: list[dict[str, Any]], main_effects_only: bool = False
+) -> list[tuple[ModelTerm, Block]]:
+    if main_effects_only:
+        return _main_effects(usable, factors)
     names = [f["name"] for f in factors]
     coded = {n: usable[coded_column(n)].to_numpy() for n in names}
     if all(len(f["levels"]) == 2 for f in factors):
@@ -98,16 +149,32 @@ def _candidates(
     return mains + pairs if len(usable) - width >= 2 else mains
 
 
-def build(usable: pd.DataFrame, factors: list[dict[str, Any]]) -> DesignMatrix:
-    """The model matrix over the usable runs: estimable terms only, each one full rank."""
-    candidates = _candidates(usable, factors)
+def build(
+    usable: pd.DataFrame, factors: list[dict[str, Any]], *, main_effects_only: bool = False
+) -> DesignMatrix:
+    """The model matrix over the usable runs: estimable terms only, each one full rank; the
+    block term first when the runs span blocks; main effects alone when ``main_effects_only``."""
+    candidates = _candidates(usable, factors, main_effects_only)
     notes: list[str] = []
-    if not all(len(f["levels"]) == 2 for f in factors) and len(factors) > 1:
+    if main_effects_only:
+        notes.append(
+            "main effects only: this screening design aliases each main effect partially with "
+            "two-factor interactions (the aliases column gives how many and how strongly), so "
+            "no interaction is fitted and a large main effect may be an interaction in part"
+        )
+    elif not all(len(f["levels"]) == 2 for f in factors) and len(factors) > 1:
         if not any(":" in term.name for term, _ in candidates):
             notes.append("two-factor interactions left out: too few runs to estimate them")
     matrix = pd.DataFrame({"Intercept": np.ones(len(usable))}, index=usable.index)
+    blocked = _block_term(usable)
+    if blocked is not None:
+        candidates = [blocked, *candidates]
+    by_blocks = pd.concat(
+        [matrix, *([pd.DataFrame(blocked[1], index=usable.index)] if blocked else [])], axis=1
+    )
     rank = 1
     terms: list[ModelTerm] = []
+    with_blocks: list[str] = []
     for term, block in candidates:
         trial = pd.concat([matrix, pd.DataFrame(block, index=usable.index)], axis=1)
         new_rank = int(np.linalg.matrix_rank(trial.to_numpy()))
@@ -115,10 +182,15 @@ def build(usable: pd.DataFrame, factors: list[dict[str, Any]]) -> DesignMatrix:
             matrix, rank = trial, new_rank
             terms.append(term)
             continue
-        why = (
-            "not enough runs left to estimate it"
-            if rank + len(block) > len(usable)
-            else "confounded with earlier terms in the runs that remain"
-        )
+        columns = pd.concat([by_blocks, pd.DataFrame(block, index=usable.index)], axis=1)
+        if blocked is not None and np.linalg.matrix_rank(columns.to_numpy()) < columns.shape[1]:
+            with_blocks.append(" = ".join([term.name, *filter(None, [term.aliases])]))
+            why = "confounded with the blocks (the fold-over's block effect)"
+        elif rank + len(block) > len(usable):
+            why = "not enough runs left to estimate it"
+        else:
+            why = "confounded with earlier terms in the runs that remain"
         notes.append(f"term {term.name} not fitted: {why}")
+    if blocked is not None and with_blocks and terms and terms[0].name == BLOCK_COLUMN:
+        terms[0] = replace(terms[0], aliases=" = ".join(with_blocks))
     return DesignMatrix(matrix=matrix, terms=terms, notes=notes)
