@@ -85,7 +85,15 @@ class ResultsDir:
                     "or choose another --out"
                 )
             previous = yaml.safe_load(spec_file.read_text())
-            if previous.get("spec") != campaign.model_dump(mode="json", exclude_none=True)["spec"]:
+            spec = campaign.model_dump(mode="json", exclude_none=True)["spec"]
+            folds = (previous.get("spec") or {}).get("design", {}).get("foldover")
+            if previous.get("spec") != spec and folds and not spec["design"].get("foldover"):
+                raise UserError(
+                    f"{self.root} was extended by trainbed augment (spec.design.foldover: "
+                    f"{', '.join(folds)}); resume it from its own spec: trainbed run "
+                    f"{spec_file} --out {self.root.parent} --resume"
+                )
+            if previous.get("spec") != spec:
                 raise UserError(
                     f"{self.root} holds results of a different spec for {campaign.name!r}; "
                     "--resume needs the same file, or choose another --out"

@@ -246,3 +246,15 @@ def test_augment_cli_no_run(tmp_path: Path) -> None:
     text = " ".join(result.output.split())
     assert "block 2 is a fold-over on f0, 8 new trials" in text
     assert "the blocks confound ABCD" in text and "--resume" in text
+
+
+def test_resuming_an_augmented_directory_from_the_original_file_says_how(tmp_path: Path) -> None:
+    root = _finished(tmp_path, {"type": "fractional", "generators": ["D = ABC"]})
+    extend_campaign(root, "f2")
+    original = load_campaign(tmp_path / "c.yaml")
+    planned = plan_campaign(original)
+    with pytest.raises(UserError, match="was extended by trainbed augment") as caught:
+        ResultsDir(root).initialise(original, planned.design, planned.trials, resume=True)
+    assert f"trainbed run {root / 'campaign.yaml'} --out {root.parent} --resume" in str(
+        caught.value
+    )
