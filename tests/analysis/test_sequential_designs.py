@@ -182,3 +182,16 @@ def test_screening_partial_aliasing_biases_by_the_correlation(tmp_path: Path) ->
         r = float(np.mean(matrix[:, i] * interaction))
         assert _q(fit, name)["q"] == pytest.approx(3.0 * r, abs=0.1), name
     assert abs(_q(fit, "x0")["q"]) == pytest.approx(1.0, abs=0.1)  # 3 * 1/3
+
+
+def test_a_damaged_block_column_is_named(tmp_path: Path) -> None:
+    from trainbed.contract.errors import ResultsError
+
+    root = write_results(tmp_path, _half_fraction(foldover=["A"]))
+    design = pd.read_csv(root / "design.csv")
+    assert sorted(design["block"].unique()) == [1, 2]
+    design["block"] = design["block"].astype(str)
+    design.loc[0, "block"] = "x"
+    design.to_csv(root / "design.csv", index=False)
+    with pytest.raises(ResultsError, match=r"design.csv: column block holds a non-block value"):
+        load(root)
