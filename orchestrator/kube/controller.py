@@ -307,6 +307,15 @@ class Controller:
             records=records_selector(runtime.campaign.name),
         )
 
+    def _durable(self) -> bool:
+        """Every reconciled campaign's completion is written: records and status."""
+        if self.only is not None and self.only not in self.runtimes:
+            return False
+        return all(
+            r.written.phase == "Completed" and not r.executor.unflushed
+            for r in self.runtimes.values()
+        )
+
     def run(self, *, until_done: bool = False) -> None:
         """Reconcile until stopped; with ``until_done``, until ``only`` is done or invalid."""
         while not self.stopping.is_set():
@@ -315,11 +324,14 @@ class Controller:
             done = self.reconcile_once()
             if until_done and self.only is not None and self.only in self.invalid:
                 return
-            if until_done and done and (self.only is None or self.only in self.runtimes):
+            if until_done and done and self._durable():
                 return
             spent = time.monotonic() - began
             self.stopping.wait(max(MIN_PASS_S, 3 * spent) - spent)
-            pending = any(r.executor.unflushed or r.executor.live for r in self.runtimes.values())
+            pending = any(
+                r.executor.unflushed or r.executor.live or r.view != r.written
+                for r in self.runtimes.values()
+            )
             self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 

@@ -144,6 +144,17 @@ def _kubectl(cluster: Any, *args: str) -> str:
     ).stdout
 
 
+def _trainbed(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "trainbed.orchestrator.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _run_controller(
     api: KubeApi, namespace: str, name: str, timeout: float = 300, results_root: Path | None = None
 ) -> None:
@@ -152,7 +163,8 @@ def _run_controller(
 
     def target() -> None:
         controller.run(until_done=True)
-        finished.set()
+        if not controller.stopping.is_set():  # it returned because the campaign is done
+            finished.set()
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
@@ -233,6 +245,16 @@ def test_controller_drives_seed001_to_completion(
         "--no-headers",
     )
     assert len(pods.strip().splitlines()) == 64, "32 trials x 2 ranks, all admitted"
+    # trainbed status: counts, --json, and one trial's record (a wrong ID is one line, exit 2)
+    shown = _trainbed(cluster, "status", name, "-n", namespace)
+    assert shown.returncode == 0 and "Completed, 32/32 recorded" in shown.stdout, shown.stdout
+    as_json = json.loads(_trainbed(cluster, "status", name, "-n", namespace, "--json").stdout)
+    assert as_json["done"] == 32 and as_json["inFlight"] == [] and "trials" not in as_json
+    some = sorted(entries)[0]
+    record = _trainbed(cluster, "status", name, "-n", namespace, "--trial", some, "--json")
+    assert json.loads(record.stdout)["status"] == "succeeded", record.stdout
+    wrong = _trainbed(cluster, "status", name, "-n", namespace, "--trial", "tnope")
+    assert wrong.returncode == 2 and "no trial 'tnope'" in wrong.stderr, wrong.stderr
 
 
 def test_restart_mid_campaign_leaves_no_duplicates(

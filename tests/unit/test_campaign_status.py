@@ -4,6 +4,7 @@ table-driven over API-shaped dicts."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from trainbed.orchestrator.kube.records import (
     records_configmap,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
 
 
@@ -278,3 +280,20 @@ def test_namespace_resolution(
 def test_conflicting_namespaces_are_a_user_error(tmp_path: Any) -> None:
     with pytest.raises(UserError, match="--namespace a conflicts .* metadata.namespace b"):
         api_module.resolve_namespace("a", "b", kubeconfig(tmp_path, None))
+
+
+def test_cli_namespace_conflict_is_one_line_and_exit_2(tmp_path: Any) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from trainbed.orchestrator.cli import app
+
+    data = yaml.safe_load((ROOT / "experiments" / "fmnist-2k1.yaml").read_text())
+    data["metadata"]["namespace"] = "b"
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump(data))
+    for verb in (["submit", str(file)], ["run", str(file), "--backend", "kubernetes"]):
+        result = CliRunner().invoke(app, [*verb, "-n", "a"])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "--namespace a conflicts" in lines[0], result.output
