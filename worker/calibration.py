@@ -29,11 +29,13 @@ from trainbed.contract.noise import (
 )
 
 #: The calibration's fixed work: REPEATS timed repeats of LOOPS products of two SIZE x SIZE
-#: float32 matrices (one untimed warm-up repeat first). About 0.15 s a repeat on one unthrottled
-#: core of the development machine, so about a second in all; twice that at a 500m limit.
+#: float32 matrices, after WARMUP untimed ones. About 0.15 s a repeat on one unthrottled core of
+#: the development machine, so under a second in all; twice that at a 500m limit (and as many
+#: times longer as the machine is busy: a fixed amount of work).
 SIZE = 256
 LOOPS = 192
 REPEATS = 5
+WARMUP = 16
 
 
 def calibrate(*, size: int = SIZE, loops: int = LOOPS, repeats: int = REPEATS) -> Calibration:
@@ -44,7 +46,7 @@ def calibrate(*, size: int = SIZE, loops: int = LOOPS, repeats: int = REPEATS) -
     a = torch.rand(size, size, generator=generator)
     b = torch.rand(size, size, generator=generator)
     out = torch.empty(size, size)
-    for _ in range(loops):  # warm-up: thread pool, caches, CPU frequency
+    for _ in range(WARMUP):  # thread pool, caches
         torch.mm(a, b, out=out)
     times = []
     for _ in range(repeats):

@@ -21,7 +21,9 @@ import pytest
 from tests.e2e.helpers import run_cli, write_campaign
 from trainbed.contract.layout import ResultsLayout
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+#: Generous: on a shared 2-core machine at load 14 one small trial took minutes.
+TIMEOUT_S = 1800
 
 FALLBACK = {"TRAINBED_ENFORCEMENT_MODE": "fallback"}
 #: Busy processes beside the rank: it gets a third of its core, so it calibrates ~3x slower.
@@ -43,9 +45,10 @@ def test_a_trial_run_beside_busy_processes_is_flagged(tmp_path: Path) -> None:
         "noisy",
         [{"name": "lr", "target": "workload.lr", "levels": [0.05, 0.1]}],
         design={"type": "full", "replicates": 2, "seed": 4},
+        timeout_s=TIMEOUT_S,
     )
     out = tmp_path / "out"
-    run_cli("run", str(spec), "--out", str(out), "--no-analyze", env=FALLBACK)
+    run_cli("run", str(spec), "--out", str(out), "--no-analyze", env=FALLBACK, timeout=TIMEOUT_S)
     layout = ResultsLayout(out / "noisy")
     trial_ids = sorted(p.name for p in layout.trials_dir.iterdir())
     assert len(trial_ids) == 4
@@ -56,7 +59,12 @@ def test_a_trial_run_beside_busy_processes_is_flagged(tmp_path: Path) -> None:
     spinners = _spin(core, SPINNERS)
     try:
         time.sleep(1.0)
-        run_cli("run", str(spec), "--out", str(out), "--resume", "--no-analyze", env=FALLBACK)
+        run_cli(
+            "run",
+            *(str(spec), "--out", str(out), "--resume", "--no-analyze"),
+            env=FALLBACK,
+            timeout=TIMEOUT_S,
+        )
     finally:
         for proc in spinners:
             proc.kill()
