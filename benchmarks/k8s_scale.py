@@ -61,16 +61,21 @@ NAME = "scale"
 
 
 def campaign(trials: int, concurrency: int, duration: str) -> Campaign:
-    """A full factorial of one 5-level factor, replicated to ``trials`` runs; one rank each."""
+    """A 5 x 4 full factorial, replicated to ``trials`` runs (a multiple of 20); one rank each."""
     return parse_campaign(
         {
             "apiVersion": API_VERSION,
             "kind": "Campaign",
             "metadata": {"name": NAME},
             "spec": {
-                "design": {"type": "full", "replicates": trials // 5, "seed": 1},
+                "design": {"type": "full", "replicates": trials // 20, "seed": 1},
                 "factors": [
-                    {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}
+                    {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]},
+                    {
+                        "name": "batch",
+                        "target": "workload.batch_size",
+                        "levels": [32, 64, 128, 256],
+                    },
                 ],
                 "trial": {
                     "workload": {"dataset": "digits", "parallelism": 1},
