@@ -241,7 +241,10 @@ def _why(row: Any, policy: NoisePolicy, concurrent: list[str]) -> str:
 
 
 def has_records(frame: pd.DataFrame) -> bool:
-    """Whether any trial carries a noise record (results written before the guard have none)."""
+    """Whether any trial carries a noise record (results written before the guard have none)
+    or overlapped another (which their start and finish times show even then)."""
     return bool(len(frame)) and bool(
-        frame["calibration_s"].notna().any() or frame["other_busy_cores"].notna().any()
+        frame["calibration_s"].notna().any()
+        or frame["other_busy_cores"].notna().any()
+        or (frame["concurrent"] > 0).any()
     )
