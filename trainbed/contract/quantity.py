@@ -3,7 +3,9 @@
 The worker needs the CPU limit to size its thread pools, and the spec validates every quantity a
 user writes, but neither may import the Kubernetes client. The grammar is small and fixed
 (k8s.io/apimachinery/pkg/api/resource), and a unit test checks this parser against the official
-client's ``parse_quantity`` on a table of cases.
+client's ``parse_quantity`` on a table of cases. The network keys use the same grammar for
+bandwidth (bits/s, as the ``kubernetes.io/egress-bandwidth`` annotation) and a duration grammar
+("5ms") for the added latency.
 """
 
 from __future__ import annotations
@@ -76,3 +78,59 @@ def threads_for_cpu(value: str | int | float | None, available: int) -> int:
     if value is None:
         return max(1, available)
     return max(1, min(available, math.ceil(cpu_cores(value) - 1e-9)))
+
+
+#: The range the kubelet and the CNI bandwidth plugin accept for ``kubernetes.io/*-bandwidth``
+#: (bits/s): a level outside it would run locally and be rejected on a node, so both refuse it.
+MIN_BANDWIDTH_BPS = 1_000
+MAX_BANDWIDTH_BPS = 10**15
+
+
+def bandwidth_bps(value: str | int | float) -> int:
+    """A bandwidth quantity in bits/s, rounded up as Kubernetes does: "20M" -> 20000000.
+
+    It is the ``kubernetes.io/egress-bandwidth`` annotation's unit (bits, not bytes), so "1G" is
+    10^9 bit/s and "1Gi" 2^30 bit/s. Raises ``ValueError`` outside [1k, 1P], the kubelet's range.
+    """
+    bits = math.ceil(parse_quantity(value))
+    if bits < MIN_BANDWIDTH_BPS:
+        raise ValueError(f"{value!r} is below 1k bit/s, the least the bandwidth annotation takes")
+    if bits > MAX_BANDWIDTH_BPS:
+        raise ValueError(f"{value!r} is above 1P bit/s, the most the bandwidth annotation takes")
+    return bits
+
+
+_DURATION = re.compile(r"^(?P<num>(?:\d+\.?\d*|\.\d+))(?P<unit>ns|us|µs|ms|s)$")
+_DURATION_UNITS = {
+    "ns": Decimal("1e-9"),
+    "us": Decimal("1e-6"),
+    "µs": Decimal("1e-6"),
+    "ms": Decimal("1e-3"),
+    "s": Decimal(1),
+}
+#: The longest added delay a trial may ask for: beyond it the rendezvous and the collectives'
+#: timeouts, not the network, decide what happens.
+MAX_LATENCY_S = Decimal(10)
+
+
+def parse_duration(value: str | int | float) -> Decimal:
+    """A delay as Go and tc write one ("5ms", "0.5ms", "250us", "1s"), in seconds.
+
+    A bare number is refused: "5" could be seconds or milliseconds, and a factor level that is
+    off by 1000 is worse than an error. Raises ``ValueError`` naming the value.
+    """
+    text = str(value).strip()
+    if isinstance(value, int | float) or re.fullmatch(r"\d+\.?\d*|\.\d+", text):
+        raise ValueError(f"{value!r} has no unit: write it as 5ms, 250us or 1s")
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (examples: 5ms, 0.5ms, 250us, 1s)")
+    return Decimal(match["num"]) * _DURATION_UNITS[match["unit"]]
+
+
+def latency_s(value: str | int | float) -> float:
+    """An added one-way delay in seconds, in [0, 10 s]: "20ms" -> 0.02."""
+    seconds = parse_duration(value)
+    if seconds > MAX_LATENCY_S:
+        raise ValueError(f"{value!r} is above {MAX_LATENCY_S} s, the longest delay trainbed adds")
+    return float(seconds)
