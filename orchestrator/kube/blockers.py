@@ -9,7 +9,8 @@ become the Campaign's ``Blocked`` condition and the line ``run`` and ``status`` 
 - an image cannot be pulled (``ErrImagePull``, ``ImagePullBackOff``, ...) or its container
   cannot be created;
 - a pod cannot be scheduled (the scheduler's own message: "0/100 nodes are available: ...");
-- a Job has no pods long after it was created (its pods are refused: admission, quota);
+- a Job has no pods long after it was created while younger ones have theirs (its pods are
+  refused: admission, quota);
 - the controller could not create a trial's objects at all.
 """
 
@@ -31,8 +32,8 @@ STUCK_WAITING = (
     "CreateContainerError",
     "RunContainerError",
 )
-#: A Job with no pod this long after its creation is reported. Generous: on a loaded control
-#: plane the Job controller's backlog alone delays pods by tens of seconds.
+#: A Job with no pod this long after its creation, while younger Jobs have pods, is reported.
+#: (On a loaded control plane the Job controller's backlog alone delays pods by minutes.)
 NO_PODS_AFTER_S = 60.0
 #: Which blocker is named first when several hold.
 ORDER = (
@@ -70,12 +71,20 @@ def pod_blocker(pod: Mapping[str, Any]) -> Blocker | None:
 
 
 def job_blocker(
-    job: Mapping[str, Any], pods: list[Mapping[str, Any]], now: float
+    job: Mapping[str, Any],
+    pods: list[Mapping[str, Any]],
+    now: float,
+    *,
+    newest_with_pods: str = "",
 ) -> Blocker | None:
-    """A running Job that still has no pod :data:`NO_PODS_AFTER_S` after its creation."""
+    """A running Job that still has no pod :data:`NO_PODS_AFTER_S` after its creation, while
+    a Job created after it already has pods (``newest_with_pods``, its creation time): then
+    the Job controller is not merely behind, this Job's pods are refused."""
     if pods:
         return None
     meta = job.get("metadata") or {}
+    if not newest_with_pods or newest_with_pods <= (meta.get("creationTimestamp") or ""):
+        return None
     status = job.get("status") or {}
     if any(c.get("status") == "True" for c in status.get("conditions") or []):
         return None
@@ -85,8 +94,8 @@ def job_blocker(
     name = meta.get("name")
     return Blocker(
         "NoPods",
-        f"Job {name} has no pod {now - created:.0f} s after its creation: its pods are refused "
-        f"(admission, quota) or the Job controller is far behind; kubectl describe job {name}",
+        f"Job {name} has no pod {now - created:.0f} s after its creation while younger Jobs "
+        f"have theirs: its pods are refused (admission, quota); kubectl describe job {name}",
     )
 
 

@@ -361,13 +361,21 @@ class KubernetesExecutor:
     def blockers(self, now: float) -> list[tuple[str, Blocker]]:
         """(trial, blocker) for every in-flight trial that cannot progress by itself."""
         found: list[tuple[str, Blocker]] = []
+        waiting: list[tuple[str, Obj, list[Obj]]] = []
+        newest_with_pods = ""  # the Job controller has got at least this far
         for trial_id, entry in list(self.live.items()):
             if entry.get("phase") in ("Succeeded", "Failed"):
                 continue
             job, pods = self.caches.trial(self.name, trial_id)
+            if job is not None and pods:
+                newest_with_pods = max(newest_with_pods, entry.get("created") or "")
             blocker = next((b for b in map(pod_blocker, pods) if b), None)
-            if blocker is None and job is not None:
-                blocker = job_blocker(job, pods, now)
+            if blocker is not None:
+                found.append((trial_id, blocker))
+            elif job is not None and not pods:
+                waiting.append((trial_id, job, pods))
+        for trial_id, job, pods in waiting:
+            blocker = job_blocker(job, pods, now, newest_with_pods=newest_with_pods)
             if blocker is not None:
                 found.append((trial_id, blocker))
         for trial_id, error in list(self.create_errors.items()):

@@ -196,11 +196,15 @@ def test_pod_blocker(obj: dict[str, Any], reason: str | None, text: str | None) 
 def test_job_without_pods_is_reported_after_a_while() -> None:
     job = {"metadata": {"name": "c-t1", "creationTimestamp": T0}, "status": {}}
     start = 1767225600.0  # T0
-    assert job_blocker(job, [], start + 5) is None
-    assert job_blocker(job, [], start + 30) is None  # a busy Job controller, not a refusal
-    late = job_blocker(job, [], start + 90)
+    younger = T1  # a Job created after this one already has pods
+    assert job_blocker(job, [], start + 5, newest_with_pods=younger) is None
+    assert job_blocker(job, [], start + 30, newest_with_pods=younger) is None
+    # no younger Job has pods: the Job controller is behind, not refusing
+    assert job_blocker(job, [], start + 600, newest_with_pods="") is None
+    assert job_blocker(job, [], start + 600, newest_with_pods=T0) is None
+    late = job_blocker(job, [], start + 90, newest_with_pods=younger)
     assert late is not None and late.reason == "NoPods" and "c-t1" in late.message
-    assert job_blocker(job, [pod()], start + 90) is None
+    assert job_blocker(job, [pod()], start + 90, newest_with_pods=younger) is None
 
 
 @pytest.mark.parametrize(
