@@ -11,7 +11,9 @@ between and after, because on a shared machine it is the first thing to read. La
 
     pilot_prediction error_pct: X     (median |predicted - measured| / measured of train time)
 
-Run: ``.venv/bin/python benchmarks/pilot_prediction.py [--epochs 12] [--iterations 20]``.
+Run: ``.venv/bin/python benchmarks/pilot_prediction.py [--epochs 12] [--iterations 20]
+[--keep DIR]`` (``--keep`` also writes the campaign's report, whose Noise section says how
+quiet the machine was).
 """
 
 from __future__ import annotations
@@ -99,8 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="Work in this folder and keep it (the report)."
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pilot-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pilot-bench-") as scratch:
+        tmp = args.keep.resolve() if args.keep else Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         spec = Path(tmp) / "campaign.yaml"
         spec.write_text(yaml.safe_dump(campaign(args.epochs)))
         out = Path(tmp) / "out"
@@ -110,6 +117,9 @@ def main() -> None:
         trainbed("run", str(spec), "--out", str(out), "--no-analyze")
         print(f"after the campaign: {load()}", flush=True)
         layout = ResultsLayout(out / NAME)
+        if args.keep:
+            trainbed("analyze", str(layout.root))
+            print(f"report (with the noise section): {layout.report_dir / 'index.md'}")
         pilot = read_pilot(layout.pilot_file)
         assert pilot is not None
         naive = naive_predictions(layout, pilot)
