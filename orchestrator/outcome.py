@@ -109,7 +109,9 @@ def outcome(spec: TrialSpec, worker: Result | None, seen: TrialObservation) -> R
     saw. Metrics come only from the worker; nothing is invented where it wrote none."""
     status, reason = _verdict(worker, seen)
     base = worker or Result(status="failed")
-    update: dict[str, Any] = {"enforcement": dict(seen.enforcement or base.enforcement)}
+    # the executor's word on how limits were enforced wins; what the worker read back from its
+    # own cgroup (a pod's, where the executor could not look) stays beside it
+    update: dict[str, Any] = {"enforcement": {**base.enforcement, **seen.enforcement}}
     if status is not None:
         update["status"] = status
         update["reason"] = (

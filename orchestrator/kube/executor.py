@@ -42,7 +42,7 @@ from trainbed.orchestrator.kube.manifests import (
     trial_service,
 )
 from trainbed.orchestrator.kube.status import job_finished, observation, trial_status
-from trainbed.orchestrator.outcome import outcome
+from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
@@ -211,6 +211,9 @@ class KubernetesExecutor:
         self.live: dict[str, dict[str, Any]] = {}
         #: Recorded here but not yet durable in the records (the controller batches them).
         self.unflushed: dict[str, dict[str, Any]] = {}
+        #: trial_id -> what the API showed when it was recorded here (``run`` settles the
+        #: collected results with it, where the results volume was out of sight)
+        self.seen: dict[str, TrialObservation] = {}
         #: trial_id -> why creating its objects failed (the last attempt)
         self.create_errors: dict[str, str] = {}
         self._creating: dict[str, float] = {}
@@ -299,6 +302,8 @@ class KubernetesExecutor:
             except ValueError:
                 worker = None  # an unreadable result is not the worker's word
         seen = observation(job, pods, results_visible=self.results is not None)
+        if self.results is None:
+            self.seen[trial_id] = seen
         result = outcome(self.specs[trial_id], worker, seen)
         entry = trial_status(job, pods, result)
         self.recorded[trial_id] = entry

@@ -64,11 +64,14 @@ def reader_pod(
     *,
     image: str = "trainbed:latest",
     lifetime_s: int = 3600,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A short-lived pod that mounts the results PVC read-only for ``trainbed collect``.
 
     Collect streams ``tar`` out of it over the exec API, then deletes it; the ``sleep`` and
-    ``activeDeadlineSeconds`` bound its life if collect dies first.
+    ``activeDeadlineSeconds`` bound its life if collect dies first. ``placement`` is the
+    workers' ``nodeSelector`` and ``tolerations`` (:func:`~.manifests.placement`): a volume
+    bound on a tainted node (a local or hostPath PV) is only reachable from there.
     """
     labels = {**campaign_labels(campaign_name), "app.kubernetes.io/component": "reader"}
     return {
@@ -82,6 +85,7 @@ def reader_pod(
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 0,
             "securityContext": pod_security_context(),
+            **(placement or {}),
             "containers": [
                 {
                     "name": "reader",

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.cluster import host, launcher, realnode_build, realnode_host
+from tests.cluster import host, launcher, realnode_build, realnode_host, realnode_volume
 
 NODE_NAME = "trainbed-real-node"
 TAINT = {"key": "trainbed.io/real-node", "value": "true", "effect": "NoSchedule"}
@@ -141,6 +141,7 @@ def _start(cluster: launcher.Cluster, root: Path, paths: dict) -> None:
         ],
     )
     launcher._wait(f"node {NODE_NAME} Ready", lambda: _node_ready(cluster), 120, state, "kubelet")
+    realnode_volume.results_volume(state, *realnode_volume.DEFAULT_CLAIM)
 
 
 def ctr_command(state: Path) -> list[str]:
@@ -356,6 +357,7 @@ def teardown(state: Path) -> None:
     pids = launcher._pids(state, PROCESSES)
     launcher._stop(pids, state, names=("kubelet",))  # no restarts while pods are killed
     _forget_node(state)
+    realnode_volume.forget(state)
     realnode_host.kill_pods()
     launcher._stop(pids, state)
     realnode_host.kill_programs(realnode_build.CONTAINERD_DIR / "bin")

@@ -207,3 +207,11 @@ def test_kubernetes_times_come_from_the_api() -> None:
     assert result.wall_time_s == pytest.approx(1.0)
     assert result.enforcement == {"mode": "kubernetes"}
     assert T0 < result.started_at
+
+
+def test_the_pods_read_back_enforcement_is_kept() -> None:
+    """In a pod only the worker can read its cgroup: its record stays, under the API's mode."""
+    seen = kube(job(("Complete", ""), completion=T3), [indexed(0, exit_code=0)], visible=True)
+    read = {"mode": "kubernetes", "cpu": "500m", "read_back": {"cpu_limit": 0.5}}
+    worker = SUCCEEDED.model_copy(update={"enforcement": read})
+    assert outcome(SPEC, worker, seen).enforcement == read
