@@ -94,6 +94,13 @@ def main_worker(spec_path: Path, out: Path) -> int:
     append_timestamp(
         out, "start", env.rank, host=socket.gethostname(), pid=os.getpid(), threads=threads
     )
+    # One line each at the start and the end, so a rank's log (kubectl logs, trainbed logs,
+    # logs/rank-<r>.log) says which rank of which trial it is, where, and how it ended.
+    print(
+        f"trainbed worker: rank {env.rank} of {env.world_size}, trial {spec.trial_id} of "
+        f"{spec.campaign}, {threads} threads, on {socket.gethostname()}",
+        flush=True,
+    )
     from trainbed.worker.calibration import NoiseProbe, gather_records
     from trainbed.worker.trainer import Trainer
 
@@ -111,6 +118,8 @@ def main_worker(spec_path: Path, out: Path) -> int:
     noise = gather_records(record, env.distributed and code == 0)
     result = result.model_copy(update={"noise": noise})
     append_timestamp(out, "stop", env.rank, status=result.status, exit_code=code)
+    said = f": {result.reason}" if result.reason else ""
+    print(f"trainbed worker: rank {env.rank} {result.status}{said} (exit {code})", flush=True)
     if env.is_main:
         write_result(out, result)
     if code == 0:
