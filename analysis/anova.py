@@ -7,6 +7,11 @@ q_i and each term's sum of squares is N·q_i². A fractional design fits one rep
 alias set, labelled with its aliases. Factors with more levels enter as categoricals with Sum
 contrasts in their written order. Without error degrees of freedom (an unreplicated saturated
 design) Lenth's pseudo standard error replaces the F-tests.
+
+The effects frame names its convention in its columns: ``q`` is Jain's q_i (half the change
+from the low to the high level), ``effect`` is Montgomery's effect (= 2q, the whole change), and
+its first row, ``mean``, is q0 (the intercept) with its intervals. Values whose size is below
+numerical noise (:data:`NOISE`) are exactly 0, so a saturated design's residual is 0, not 3e-27.
 """
 
 from __future__ import annotations
@@ -23,7 +28,25 @@ from scipy import stats
 from trainbed.analysis.design_matrix import ModelTerm, build
 
 ANOVA_COLUMNS = ["term", "sum_sq", "df", "F", "PR(>F)"]
-EFFECT_COLUMNS = ["term", "effect", "ci95_low", "ci95_high", "variation_pct", "aliases"]
+EFFECT_COLUMNS = [
+    "term",
+    "q",
+    "q_se",
+    "q_ci95_low",
+    "q_ci95_high",
+    "q_ci90_low",
+    "q_ci90_high",
+    "effect",
+    "variation_pct",
+    "aliases",
+]
+ALLOCATION_COLUMNS = ["term", "sum_sq", "variation_pct"]
+MEAN_TERM = "mean"
+#: Relative size below which a number is rounding noise: an estimate smaller than NOISE·max|y|,
+#: or a sum of squares smaller than N·(NOISE·max|y|)², is set to exactly 0. Double precision
+#: leaves about 1e-15·max|y| of noise per value, so this is far above it and far below any
+#: effect a measurement could show.
+NOISE = 1e-10
 
 
 @dataclass
@@ -32,8 +55,9 @@ class Fit:
     transform: str | None
     n: int
     anova: pd.DataFrame
+    #: EFFECT_COLUMNS: ``mean`` (q0) first, one row per term (a multi-level term's share on its
+    #: own row, then one row per level), ``Error`` last
     effects: pd.DataFrame
-    effects90: pd.DataFrame
     r2: float
     adj_r2: float
     df_resid: int
@@ -42,9 +66,30 @@ class Fit:
     run_order: pd.Series
     shapiro: tuple[float, float] | None
     lenth_pse: float | None
+    #: degrees of freedom of the intervals' t: the error df, or m/3 with Lenth's PSE
+    ci_df: float
     balanced: bool
     suggestion: str | None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def allocation(self) -> pd.DataFrame:
+        """Jain's allocation of variation: each term's sum of squares and its share of SST,
+        with the error's last (SS0, the mean's, is not part of the variation)."""
+        shares = self.effects[self.effects["variation_pct"].notna()]
+        sums = self.anova.set_index("term")["sum_sq"].rename({"Residual": "Error"})
+        frame = shares[["term", "variation_pct"]].copy()
+        frame.insert(1, "sum_sq", frame["term"].map(sums))
+        return frame.reset_index(drop=True)[ALLOCATION_COLUMNS]
+
+
+def _quiet(values: np.ndarray | float, scale: float) -> np.ndarray | float:
+    """``values`` with every entry whose size is below ``scale`` set to exactly 0."""
+    if np.isscalar(values):
+        return 0.0 if abs(values) < scale else float(values)  # type: ignore[arg-type]
+    out = np.asarray(values, dtype=float).copy()
+    out[np.abs(out) < scale] = 0.0
+    return out
 
 
 class NotFittable(ValueError):
@@ -94,9 +139,15 @@ def _interval(estimate: float, se: float, df: float, level: float) -> tuple[floa
 
 
 def fit_response(
-    trials: pd.DataFrame, factors: list[dict[str, Any]], response: str, *, log: bool = False
+    trials: pd.DataFrame,
+    factors: list[dict[str, Any]],
+    response: str,
+    *,
+    log: bool = False,
+    main_effects_only: bool = False,
 ) -> Fit:
-    """Fit one response over the succeeded trials that have it."""
+    """Fit one response over the succeeded trials that have it; ``main_effects_only`` for a
+    screening design (``design_notes.is_screening``). Fold-over blocks get a block term."""
     usable = trials[(trials["status"] == "succeeded") & trials[response].notna()].copy()
     if log:
         if (usable[response] <= 0).any():
@@ -107,7 +158,7 @@ def fit_response(
         raise NotFittable(f"only {len(usable)} usable runs")
     if usable[response].nunique() < 2:
         raise NotFittable(f"{response} does not vary across the runs")
-    design = build(usable, factors)
+    design = build(usable, factors, main_effects_only=main_effects_only)
     if not design.terms:
         raise NotFittable("no term is estimable from the runs that remain")
     notes = list(design.notes)
@@ -116,10 +167,17 @@ def fit_response(
         warnings.simplefilter("ignore")
         model = sm.OLS(y, design.matrix).fit()
     df_resid = int(round(model.df_resid))
-    sst = float(((y - y.mean()) ** 2).sum())
-    sse = float((model.resid**2).sum())
+    n = len(y)
+    q_noise = NOISE * float(np.abs(y).max())
+    ss_noise = n * q_noise**2
+    sst = float(_quiet(float(((y - y.mean()) ** 2).sum()), ss_noise))
+    resid = _quiet(np.asarray(model.resid), q_noise)
+    sse = float(_quiet(float((resid**2).sum()), ss_noise))
     mse = sse / df_resid if df_resid > 0 else np.nan
-    sums = type3_sums_of_squares(y, design.matrix, design.terms)
+    sums = {
+        name: (float(_quiet(ss, ss_noise)), df)
+        for name, (ss, df) in type3_sums_of_squares(y, design.matrix, design.terms).items()
+    }
     anova_rows = []
     for term in design.terms:
         ss, df = sums[term.name]
@@ -133,74 +191,19 @@ def fit_response(
     )
     anova = pd.DataFrame(anova_rows, columns=ANOVA_COLUMNS)
 
-    params = model.params.drop("Intercept")
+    params = pd.Series(_quiet(model.params.to_numpy(), q_noise), index=model.params.index)
     pse = None
     cov = None
     if df_resid > 0:
-        se = model.bse.drop("Intercept")
+        se = model.bse
         cov = model.cov_params()
         ci_df = float(df_resid)
     else:
-        pse = lenth_pse(params.to_numpy())
+        pse = float(_quiet(lenth_pse(params.drop("Intercept").to_numpy()), q_noise))
         se = pd.Series(pse, index=params.index)
-        ci_df = max(len(params) / 3.0, 1.0)
+        ci_df = max((len(params) - 1) / 3.0, 1.0)
         notes.append(f"no error degrees of freedom: intervals from Lenth's PSE = {pse:.4g}")
-    effect_rows, effect90_rows = [], []
-
-    def add(label: str, value: float, error: float, share: float, aliases: str) -> None:
-        low95, high95 = _interval(value, error, ci_df, 0.95)
-        low90, high90 = _interval(value, error, ci_df, 0.90)
-        effect_rows.append(
-            {
-                "term": label,
-                "effect": value,
-                "ci95_low": low95,
-                "ci95_high": high95,
-                "variation_pct": share,
-                "aliases": aliases,
-            }
-        )
-        effect90_rows.append({"term": label, "ci90_low": low90, "ci90_high": high90})
-
-    for term in design.terms:
-        share = sums[term.name][0] / sst * 100 if sst > 0 else np.nan
-        if len(term.labels) == 1 and term.labels[0] == term.name:
-            label = term.name
-            add(label, float(params[label]), float(se[label]), share, term.aliases)
-            continue
-        # a multi-level term: its share on its own line, then one effect per level
-        effect_rows.append(
-            {
-                "term": term.name,
-                "effect": np.nan,
-                "ci95_low": np.nan,
-                "ci95_high": np.nan,
-                "variation_pct": share,
-                "aliases": term.aliases,
-            }
-        )
-        effect90_rows.append({"term": term.name, "ci90_low": np.nan, "ci90_high": np.nan})
-        for label in term.labels:
-            add(label, float(params[label]), float(se[label]), np.nan, "")
-        if term.last_level:
-            labels = list(term.labels)
-            value = -float(params[labels].sum())
-            error = (
-                float(np.sqrt(cov.loc[labels, labels].to_numpy().sum()))
-                if cov is not None
-                else float(pse or 0.0)
-            )
-            add(term.last_level, value, error, np.nan, "")
-    effect_rows.append(
-        {
-            "term": "Error",
-            "effect": np.nan,
-            "ci95_low": np.nan,
-            "ci95_high": np.nan,
-            "variation_pct": sse / sst * 100 if sst else np.nan,
-            "aliases": "",
-        }
-    )
+    effects = _effects_frame(design.terms, params, se, cov, pse, ci_df, sums, sst, sse)
     counts = usable.groupby([f"{n}_coded" for n in names]).size()
     expected = trials.groupby([f"{n}_coded" for n in names]).size()
     balanced = counts.nunique() == 1 and len(counts) == len(expected)
@@ -211,26 +214,87 @@ def fit_response(
             "squares are type 3 and the allocation of variation need not add up to 100%"
         )
     shapiro = None
-    if len(y) >= 3 and df_resid > 0 and np.ptp(model.resid) > 1e-12:
-        result = stats.shapiro(model.resid)
+    if n >= 3 and df_resid > 0 and np.ptp(resid) > 1e-12:
+        result = stats.shapiro(resid)
         shapiro = (float(result.statistic), float(result.pvalue))
     index = usable["trial_id"].to_numpy()
     return Fit(
         response=response,
         transform="log" if log else None,
-        n=len(y),
+        n=n,
         anova=anova,
-        effects=pd.DataFrame(effect_rows, columns=EFFECT_COLUMNS),
-        effects90=pd.DataFrame(effect90_rows),
-        r2=float(model.rsquared) if sst > 0 else np.nan,
-        adj_r2=float(model.rsquared_adj) if df_resid > 0 else np.nan,
+        effects=effects,
+        r2=1.0 - sse / sst if sst > 0 else np.nan,
+        adj_r2=1.0 - (sse / df_resid) / (sst / (n - 1)) if df_resid > 0 and sst > 0 else np.nan,
         df_resid=df_resid,
-        fitted=pd.Series(np.asarray(model.fittedvalues), index=index),
-        residuals=pd.Series(np.asarray(model.resid), index=index),
+        fitted=pd.Series(y - resid, index=index),
+        residuals=pd.Series(resid, index=index),
         run_order=pd.Series(usable["run_order"].to_numpy(), index=index),
         shapiro=shapiro,
         lenth_pse=pse,
+        ci_df=ci_df,
         balanced=bool(balanced),
         suggestion=None if log else transform_suggestion(usable[response]),
         notes=notes,
     )
+
+
+def _effects_frame(
+    terms: list[ModelTerm],
+    params: pd.Series,
+    se: pd.Series,
+    cov: pd.DataFrame | None,
+    pse: float | None,
+    ci_df: float,
+    sums: dict[str, tuple[float, int]],
+    sst: float,
+    sse: float,
+) -> pd.DataFrame:
+    """The effects table: ``mean`` (q0), each term (a multi-level term's share on its own row,
+    then its levels' deviations), ``Error``."""
+    rows: list[dict[str, Any]] = []
+
+    def add(label: str, q: float, error: float, share: float, aliases: str, effect: bool) -> None:
+        low95, high95 = _interval(q, error, ci_df, 0.95)
+        low90, high90 = _interval(q, error, ci_df, 0.90)
+        rows.append(
+            {
+                "term": label,
+                "q": q,
+                "q_se": error,
+                "q_ci95_low": low95,
+                "q_ci95_high": high95,
+                "q_ci90_low": low90,
+                "q_ci90_high": high90,
+                "effect": 2 * q if effect else np.nan,
+                "variation_pct": share,
+                "aliases": aliases,
+            }
+        )
+
+    def share_only(label: str, share: float, aliases: str = "") -> None:
+        rows.append({"term": label, "variation_pct": share, "aliases": aliases})
+
+    add(MEAN_TERM, float(params["Intercept"]), float(se["Intercept"]), np.nan, "", False)
+    for term in terms:
+        share = sums[term.name][0] / sst * 100 if sst > 0 else np.nan
+        if len(term.labels) == 1 and term.labels[0] == term.name:
+            label = term.name
+            add(label, float(params[label]), float(se[label]), share, term.aliases, True)
+            continue
+        share_only(term.name, share, term.aliases)
+        for label in term.labels:
+            add(label, float(params[label]), float(se[label]), np.nan, "", False)
+        if term.last_level:
+            labels = list(term.labels)
+            value = -float(params[labels].sum())
+            error = (
+                float(np.sqrt(cov.loc[labels, labels].to_numpy().sum()))
+                if cov is not None
+                else float(pse or 0.0)
+            )
+            add(term.last_level, value, error, np.nan, "", False)
+    share_only("Error", sse / sst * 100 if sst else np.nan)
+    frame = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+    frame["aliases"] = frame["aliases"].fillna("")
+    return frame

@@ -20,18 +20,20 @@ import yaml
 from trainbed.analysis.tbevents import read_campaign_scalars, read_trial_scalars
 from trainbed.contract.errors import ResultsError
 from trainbed.contract.layout import (
+    BLOCK_COLUMN,
     CAMPAIGN_FILE,
     DESIGN_COLUMNS,
     DESIGN_FILE,
     ResultsLayout,
     coded_column,
 )
-from trainbed.contract.records import ITERATION_COLUMNS
+from trainbed.contract.records import ITERATION_BASE_COLUMNS, ITERATION_COLUMNS
 
 #: Response name -> result.json field (contract).
 RESPONSE_FIELDS: dict[str, str] = {
     "accuracy": "final_accuracy",
     "time": "wall_time_s",
+    "train_time": "train_time_s",
     "time_to_accuracy": "time_to_accuracy_s",
     "energy": "energy_j",
     "throughput": "samples_per_s",
@@ -123,6 +125,11 @@ def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd
         raise ResultsError(
             f"{design_file}: missing column{'s' if len(missing) > 1 else ''} " + ", ".join(missing)
         )
+    if BLOCK_COLUMN in design.columns:  # optional: fold-over blocks 1, 2, ...
+        blocks = pd.to_numeric(design[BLOCK_COLUMN], errors="coerce")
+        if blocks.isna().any() or (blocks < 1).any() or (blocks % 1 != 0).any():
+            raise ResultsError(f"{design_file}: column {BLOCK_COLUMN} holds a non-block value")
+        design[BLOCK_COLUMN] = blocks.astype(int)
     return campaign, factors, design
 
 
@@ -169,11 +176,13 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
                 warnings.warn(message, stacklevel=2)
                 notes.append(message)
                 continue
-            if list(frame.columns) != list(ITERATION_COLUMNS):
+            if list(frame.columns) not in (list(ITERATION_COLUMNS), list(ITERATION_BASE_COLUMNS)):
                 message = f"{path}: unexpected columns {list(frame.columns)}"
                 warnings.warn(message, stacklevel=2)
                 notes.append(message)
                 continue
+            # files from before the all-reduce columns: those are unknown (NaN), not zero
+            frame = frame.reindex(columns=list(ITERATION_COLUMNS))
             frame.insert(0, "trial_id", trial_id)
             iteration_frames.append(frame)
     trial_dirs = {trial_id: layout.trial(trial_id).root for trial_id in design["trial_id"]}

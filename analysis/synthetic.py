@@ -1,8 +1,11 @@
 """Synthetic results directories in the contract's layout, with known effects.
 
 Tests and benchmarks use them to check the analysis against the truth, and they need no worker
-run. Responses follow y = mean + Σ q_term · x_term + noise over a two-level (fractional)
-factorial; per-epoch TensorBoard scalars and per-iteration timings are written like the worker's.
+run. Responses follow y = mean + Σ q_term · x_term + block shift + noise over a two-level
+(fractional) factorial, or over any given ±1 matrix (a screening design); fold-overs add blocks
+as ``trainbed augment`` does (each reverses every earlier run on the folded factors), with
+design.csv's ``block`` column. Per-epoch TensorBoard scalars and per-iteration timings are
+written like the worker's.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import numpy as np
 import yaml
 
 from trainbed.contract.env import API_VERSION
-from trainbed.contract.layout import ResultsLayout, coded_column
-from trainbed.contract.records import ITERATION_COLUMNS, RESULT_SCHEMA
+from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS, ResultsLayout, coded_column
+from trainbed.contract.letters import FACTOR_LETTERS
+from trainbed.contract.records import ITERATION_BASE_COLUMNS, RESULT_SCHEMA
 
 
 @dataclass
@@ -52,8 +56,33 @@ class SyntheticCampaign:
     )
     iterations: int = 20
     write_tb: bool = True
+    #: the first block's points as a ±1 matrix (rows x factors), e.g. a Plackett-Burman design;
+    #: when given, ``generators`` are ignored and the campaign's design type is ``design_type``
+    matrix: np.ndarray | None = None
+    design_type: str = "screening"
+    #: fold-overs in order, each ``full`` or a factor's name: one more block each
+    foldover: list[str] = field(default_factory=list)
+    #: block number (1-based) -> shift added to that block's responses
+    block_effects: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        if self.matrix is not None:
+            return self.design_type
+        return "fractional" if self.generators else "full"
+
+    def blocks(self) -> list[np.ndarray]:
+        """The first block's points, then each fold-over of everything before it."""
+        names = [n for n, _ in self.factors]
+        out = [self.points()]
+        for fold in self.foldover:
+            signs = np.array([-1 if fold in ("full", name) else 1 for name in names], dtype=int)
+            out.append(np.vstack(out) * signs)
+        return out
 
     def points(self) -> np.ndarray:
+        if self.matrix is not None:
+            return np.asarray(self.matrix, dtype=int)
         k = len(self.factors)
         base = [i for i in range(k) if i not in self.generators]
         rows = []
@@ -90,14 +119,14 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
     out = layout.root
     layout.trials_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n, _ in spec.factors]
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    letters = FACTOR_LETTERS
     campaign = {
         "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": spec.name},
         "spec": {
             "design": {
-                "type": "fractional" if spec.generators else "full",
+                "type": spec.kind,
                 "replicates": spec.replicates,
                 "seed": spec.seed,
                 **(
@@ -107,9 +136,10 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                             for t, w in spec.generators.items()
                         ]
                     }
-                    if spec.generators
+                    if spec.kind == "fractional"
                     else {}
                 ),
+                **({"foldover": list(spec.foldover)} if spec.foldover else {}),
             },
             "factors": [
                 {"name": n, "target": f"workload.{n}", "levels": lv} for n, lv in spec.factors
@@ -118,26 +148,31 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
         },
     }
     layout.campaign_file.write_text(yaml.safe_dump(campaign, sort_keys=False))
-    points = spec.points()
-    runs = [(rep, p) for rep in range(1, spec.replicates + 1) for p in range(len(points))]
-    order = rng.permutation(len(runs))
-    header = ["trial_id", "run_order", "replicate"]
+    blocks = spec.blocks()
+    points = np.vstack(blocks)
+    runs: list[tuple[int, int, int]] = []  # (replicate, point, block), in run order
+    start = 0
+    for b, block in enumerate(blocks, start=1):
+        in_block = [
+            (rep, start + p, b) for rep in range(1, spec.replicates + 1) for p in range(len(block))
+        ]
+        runs += [in_block[i] for i in rng.permutation(len(in_block))]
+        start += len(block)
+    header = [*DESIGN_COLUMNS, *([BLOCK_COLUMN] if len(blocks) > 1 else [])]
     for n in names:
         header += [n, coded_column(n)]
     with open(layout.design_file, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        for run_order, index in enumerate(order, start=1):
-            rep, p = runs[index]
+        for run_order, (rep, p, b) in enumerate(runs, start=1):
             trial_id = f"t{rep:02d}{p:03d}{spec.seed:05d}"
-            row: list[Any] = [trial_id, run_order, rep]
+            row: list[Any] = [trial_id, run_order, rep, *([b] if len(blocks) > 1 else [])]
             for j, (_, levels) in enumerate(spec.factors):
                 row += [levels[(points[p, j] + 1) // 2], int(points[p, j])]
             writer.writerow(row)
             x = dict(zip(names, points[p], strict=True))
-            y = spec.mean + sum(
-                q * np.prod([x[f] for f in term]) for term, q in spec.effects.items()
-            )
+            y = spec.mean + spec.block_effects.get(b, 0.0)
+            y += sum(q * np.prod([x[f] for f in term]) for term, q in spec.effects.items())
             y += rng.normal(0, spec.noise)
             files = layout.trial(trial_id)
             files.root.mkdir(parents=True, exist_ok=True)
@@ -179,7 +214,8 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                 files.iterations_dir.mkdir(exist_ok=True)
                 with open(files.iterations_file(0), "w", newline="") as handle:
                     it_writer = csv.writer(handle)
-                    it_writer.writerow(ITERATION_COLUMNS)
+                    # as a file written before the all-reduce columns: readers accept both
+                    it_writer.writerow(ITERATION_BASE_COLUMNS)
                     for g in range(1, spec.iterations + 1):
                         wait, compute = 0.001, 0.01 + (0.05 if g == 1 else 0.0)
                         it_writer.writerow([0, 1, g, g, 32, wait, compute, wait + compute])

@@ -37,10 +37,10 @@ def test_recovered_effects_fall_within_their_intervals(seed001: Path) -> None:
     for term, q in TRUTH.items():
         name = ":".join(term)
         row = effects.loc[name]
-        assert row["ci95_low"] <= q <= row["ci95_high"], (name, q, row.to_dict())
+        assert row["q_ci95_low"] <= q <= row["q_ci95_high"], (name, q, row.to_dict())
     # an effect that is truly zero is not claimed
     zero = effects.loc["cpu:epochs"]
-    assert zero["ci95_low"] <= 0 <= zero["ci95_high"]
+    assert zero["q_ci95_low"] <= 0 <= zero["q_ci95_high"]
 
 
 def test_allocation_of_variation_sums_to_100(seed001: Path) -> None:
@@ -56,7 +56,7 @@ def test_sum_of_squares_is_n_q_squared_and_matches_statsmodels(seed001: Path) ->
     effects = fit.effects.set_index("term")
     anova = fit.anova.set_index("term")
     for term in ["cpu", "memory", "network", "epochs", "cpu:memory", "cpu:network", "cpu:epochs"]:
-        assert anova.loc[term, "sum_sq"] == pytest.approx(n * effects.loc[term, "effect"] ** 2)
+        assert anova.loc[term, "sum_sq"] == pytest.approx(n * effects.loc[term, "q"] ** 2)
     # statsmodels on the same data with categorical Sum contrasts in explicit level order
     frame = results.trials.copy()
     for letter, name in zip("abcd", ["cpu", "memory", "network", "epochs"], strict=True):
@@ -89,8 +89,8 @@ def test_sign_follows_the_written_level_order_not_the_alphabet(tmp_path: Path) -
     )
     root = write_results(tmp_path, spec)
     fit = fit_response(load(root).trials, load(root).factors, "time")
-    effect = fit.effects.set_index("term").loc["network", "effect"]
-    assert effect == pytest.approx(4.0, abs=0.2)
+    q = fit.effects.set_index("term").loc["network", "q"]
+    assert q == pytest.approx(4.0, abs=0.2)
 
 
 def test_seed001_structure_has_aliased_rows_and_24_error_df(seed001: Path) -> None:
@@ -128,7 +128,7 @@ def test_unreplicated_design_uses_lenth(tmp_path: Path) -> None:
     assert fit.df_resid == 0 and fit.lenth_pse is not None
     assert fit.anova["F"].isna().all()
     big = fit.effects.set_index("term").loc["epochs"]
-    assert big["ci95_low"] > 0, "an 8-unit effect stands out even without replicates"
+    assert big["q_ci95_low"] > 0, "an 8-unit effect stands out even without replicates"
 
 
 def test_lenth_pse_on_a_known_set() -> None:

@@ -60,8 +60,8 @@ def test_multilevel_factor_matches_statsmodels_type3_and_gives_per_level_effects
     effects = fit.effects.set_index("term")
     for level, truth in {"MLP": -4.0, "LeNet5": 1.0, "ResNet18": 3.0}.items():
         row = effects.loc[f"model[{level}]"]
-        assert row["ci95_low"] <= truth <= row["ci95_high"], (level, row.to_dict())
-    assert effects.loc["cpu", "effect"] == pytest.approx(2.0 + 1.0 / 3, abs=0.3)
+        assert row["q_ci95_low"] <= truth <= row["q_ci95_high"], (level, row.to_dict())
+    assert effects.loc["cpu", "q"] == pytest.approx(2.0 + 1.0 / 3, abs=0.3)
     assert fit.effects["variation_pct"].sum() == pytest.approx(100.0)
 
 
@@ -99,7 +99,7 @@ def test_a_lost_design_point_drops_what_it_confounds_with_a_note() -> None:
     assert fit.df_resid >= 1
     assert not fit.balanced
     assert any("not fitted" in note for note in fit.notes)
-    assert fit.effects.set_index("term").loc["A", "effect"] == pytest.approx(2.0, abs=0.3)
+    assert fit.effects.set_index("term").loc["A", "q"] == pytest.approx(2.0, abs=0.3)
 
 
 @pytest.mark.parametrize(

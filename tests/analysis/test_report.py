@@ -30,13 +30,21 @@ def test_report_writes_the_contract_tables_and_figures(tmp_path: Path) -> None:
     effects = pd.read_csv(report / "effects_time.csv")
     assert list(effects.columns) == [
         "term",
+        "q",
+        "q_se",
+        "q_ci95_low",
+        "q_ci95_high",
+        "q_ci90_low",
+        "q_ci90_high",
         "effect",
-        "ci95_low",
-        "ci95_high",
         "variation_pct",
         "aliases",
+        "unit",
     ]
+    assert effects["term"].iloc[0] == "mean" and effects["term"].iloc[-1] == "Error"
     assert "cpu:memory" in set(effects["term"])
+    assert (effects["effect"].dropna() == 2 * effects.dropna(subset="effect")["q"]).all()
+    assert set(effects["unit"]) == {"s"}
     for name in ("index.md", "index.html", "anova_time.tex", "effects_time.tex"):
         assert (report / name).exists(), name
     for stem in (
@@ -53,6 +61,13 @@ def test_report_writes_the_contract_tables_and_figures(tmp_path: Path) -> None:
         assert (report / "figures" / f"{stem}.svg").exists(), stem
     text = (report / "index.md").read_text()
     assert "Not measured" in text  # energy is null in every result: reported, not fitted
+    # wall time and train time are two responses, each named with its unit and meaning
+    assert "## time (s)" in text and "## train_time (s)" in text and "## energy (J)" in text
+    assert "includes start-up" in text
+    assert "Not fitted: train_time does not vary" in text  # synthetic epochs are all alike
+    html = (report / "index.html").read_text()
+    assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html
+    assert html.index('class="toc"') < html.index('id="trials-that-did-not-succeed"')
 
 
 def test_failed_trial_and_corrupt_event_file_give_warnings_not_a_crash(tmp_path: Path) -> None:
