@@ -6,7 +6,8 @@ a plain function so ``benchmarks/worker_overhead.py`` can call it both through
 analysis needs per iteration: two ``perf_counter`` reads, one preallocated numpy row, running
 loss/accuracy sums kept as tensors (no ``.item()``, so no host sync), and a poll of the SIGTERM
 flag. On CPU nothing is synchronised; on GPU ``torch.cuda.synchronize`` closes the compute
-interval, or it would time kernel launches only.
+interval, or it would time kernel launches only. With a ``meter``, each row also gets the bytes
+and in-flight time of the step's all-reduces (gradient buckets or local SGD's averaging).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from trainbed.worker.allreduce_meter import AllreduceMeter
 from trainbed.worker.timing import IterationLog
 
 
@@ -61,6 +63,7 @@ def run_epoch(
     device: torch.device,
     after_step: Callable[[], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    meter: AllreduceMeter | None = None,
 ) -> EpochTotals:
     """Train one epoch, recording (data wait, compute, step) per iteration into ``log``.
 
@@ -93,7 +96,18 @@ def run_epoch(
         totals.correct += (logits.detach().argmax(1) == y).sum()
         totals.samples += n
         totals.steps += 1
-        log.add(epoch, step, global_step + step, n, ready - last, done - ready, done - last)
+        sent, in_flight = meter.take() if meter is not None else (0, 0.0)
+        log.add(
+            epoch,
+            step,
+            global_step + step,
+            n,
+            ready - last,
+            done - ready,
+            done - last,
+            sent,
+            in_flight,
+        )
         last = done
     else:
         totals.stopped = should_stop()

@@ -1,8 +1,11 @@
 """Per-iteration timings kept in preallocated memory and written once, after training.
 
 Instrumentation must not change what it measures: the hot loop only reads ``perf_counter`` and
-stores three floats in a numpy row; no file I/O and, on CPU, no synchronisation. On GPU the
+stores a few floats in a numpy row; no file I/O and, on CPU, no synchronisation. On GPU the
 compute time is closed by ``torch.cuda.synchronize``, or it would measure kernel launches only.
+The step's all-reduce bytes and in-flight seconds come from
+:class:`~trainbed.worker.allreduce_meter.AllreduceMeter`; the achieved bandwidth is derived from
+them when the file is written.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from trainbed.contract.records import ITERATION_COLUMNS
+from trainbed.worker.allreduce_meter import bus_bps
 
 
 class IterationLog:
-    """Rows of (rank, epoch, step, global_step, samples, data_wait_s, compute_s, step_s)."""
+    """Rows of ITERATION_COLUMNS: (rank, epoch, step, global_step, samples, data_wait_s,
+    compute_s, step_s, allreduce_bytes, allreduce_s, allreduce_bps)."""
 
-    def __init__(self, rank: int, capacity: int = 1024) -> None:
+    def __init__(self, rank: int, capacity: int = 1024, world_size: int = 1) -> None:
         self.rank = rank
+        self.world_size = world_size
         self._rows = np.zeros((capacity, len(ITERATION_COLUMNS)), dtype=np.float64)
         self._n = 0
 
@@ -40,6 +46,8 @@ class IterationLog:
         data_wait: float,
         compute: float,
         step_time: float,
+        allreduce_bytes: int = 0,
+        allreduce_s: float = 0.0,
     ) -> None:
         row = self._rows[self._n]
         row[0] = self.rank
@@ -50,6 +58,8 @@ class IterationLog:
         row[5] = data_wait
         row[6] = compute
         row[7] = step_time
+        row[8] = allreduce_bytes
+        row[9] = allreduce_s
         self._n += 1
 
     @property
@@ -70,6 +80,7 @@ class IterationLog:
             writer = csv.writer(handle)
             writer.writerow(ITERATION_COLUMNS)
             for row in self.rows:
+                bps = bus_bps(row[8], row[9], self.world_size)
                 writer.writerow(
                     [
                         int(row[0]),
@@ -80,5 +91,8 @@ class IterationLog:
                         f"{row[5]:.9f}",
                         f"{row[6]:.9f}",
                         f"{row[7]:.9f}",
+                        int(row[8]),
+                        f"{row[9]:.9f}",
+                        "" if bps is None else f"{bps:.0f}",
                     ]
                 )

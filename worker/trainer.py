@@ -12,7 +12,9 @@ iterations and shards are written once, after training, never inside the hot loo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +36,11 @@ from trainbed.contract.records import (
     now_iso,
 )
 from trainbed.contract.trial import TrialSpec
+from trainbed.worker.allreduce_meter import (
+    AllreduceMeter,
+    metered_allreduce_hook,
+    metered_averaging,
+)
 from trainbed.worker.datasets import VALIDATION_SEED, Arrays, load_dataset, validation_split
 from trainbed.worker.distributed import all_sum, broadcast_flag, init_group
 from trainbed.worker.energy import EnergyMeter, NoMeter, energy_meter
@@ -80,13 +87,17 @@ class Trainer:
     shards: list[dict[str, Any]] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     meter: EnergyMeter = field(default_factory=lambda: NoMeter("not started"))
+    #: the bytes and in-flight time of each step's all-reduces, for the iteration log
+    allreduce: AllreduceMeter = field(default_factory=AllreduceMeter)
     tracker: TargetTracker | None = None
     time_to_accuracy_s: float | None = None
     energy_to_accuracy_j: float | None = None
+    #: len(DataLoader) of a full epoch, recorded for the pilot's predictions
+    steps_per_epoch: int | None = None
     _flushed: bool = False
 
     def __post_init__(self) -> None:
-        self.log = IterationLog(self.env.rank)
+        self.log = IterationLog(self.env.rank, world_size=self.env.world_size)
 
     def seeds(self) -> dict[str, int]:
         """Every seed the run uses, as recorded in ``result.seeds``."""
@@ -150,6 +161,7 @@ class Trainer:
             net = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if use_cuda else None
             )
+            net.register_comm_hook(self.allreduce, metered_allreduce_hook)
         after_step = None
         if local_sgd and workload.sync_period is not None and workload.sync_period >= 1:
             from torch.distributed.algorithms.model_averaging.averagers import (
@@ -158,8 +170,14 @@ class Trainer:
 
             averager = PeriodicModelAverager(period=workload.sync_period, warmup_steps=0)
 
-            def after_step() -> None:
+            def average() -> None:
                 averager.average_parameters(model.parameters())
+
+            def due() -> bool:  # PeriodicModelAverager's own rule, read before it steps
+                step, warmup = averager.step, averager.warmup_steps
+                return step >= warmup and (step - warmup) % averager.period == 0
+
+            after_step = metered_averaging(average, due, model, self.allreduce)
 
         optimizer = make_optimizer(workload.optimizer, net.parameters(), workload.lr)
         return _Run(device, data, sampler, loader, model, net, optimizer, after_step, local_sgd)
@@ -181,6 +199,13 @@ class Trainer:
         budget = epochs_to_run(
             workload.epochs, target.max_epochs if target else None, target is not None
         )
+        self.steps_per_epoch = len(run.loader)
+        pilot = self.spec.pilot_iterations
+        if pilot is not None:
+            # a pilot (trainbed pilot): `pilot` iterations in all, the last epoch cut short;
+            # no target, so it never stops before measuring them
+            self.tracker = None
+            budget = math.ceil(pilot / max(self.steps_per_epoch, 1))
         identical = not run.local_sgd
         energy_start = self.meter.joules()
         test_time_total = 0.0  # test evaluation is measurement, not training: kept out of TTA
@@ -194,7 +219,7 @@ class Trainer:
             t0 = time.perf_counter()
             totals = run_epoch(
                 run.net,
-                run.loader,
+                run.loader if pilot is None else _First(run.loader, pilot - global_step),
                 criterion,
                 run.optimizer,
                 self.log,
@@ -203,6 +228,7 @@ class Trainer:
                 device=device,
                 after_step=run.after_step,
                 should_stop=self.should_stop,
+                meter=self.allreduce,
             )
             train_time = time.perf_counter() - t0
             global_step += totals.steps
@@ -366,9 +392,24 @@ class Trainer:
             world_size=self.env.world_size,
             device=str(self.device),
             versions=versions(),
+            steps_per_epoch=self.steps_per_epoch,
             target_met_epoch=met,
             threads=torch.get_num_threads(),
         )
+
+
+class _First:
+    """The first ``n`` batches of a DataLoader: a pilot's last, short epoch."""
+
+    def __init__(self, loader: DataLoader, n: int) -> None:
+        self.loader = loader
+        self.n = max(0, n)
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.loader))
+
+    def __iter__(self) -> Any:
+        return itertools.islice(iter(self.loader), self.n)
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -93,7 +93,9 @@ def test_probe_around_work(monkeypatch: pytest.MonkeyPatch) -> None:
     assert record.rank == 1 and record.node == "node-7" and record.host == os.uname().nodename
     for calibration in (record.calibration_before, record.calibration_after):
         assert calibration is not None and calibration.cpu_limit == 0.5
-    assert record.own_busy_cores is not None and 0.2 < record.own_busy_cores <= 1.5
+    # The calibration's matmul may use every core, so the bound is the machine's core count.
+    cores = os.cpu_count() or 1
+    assert record.own_busy_cores is not None and 0.2 < record.own_busy_cores <= cores + 0.25
     assert record.host_busy_cores is not None and record.cpu_wait_pct is not None
     assert record.note == ""
 

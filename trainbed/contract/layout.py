@@ -4,7 +4,7 @@
 
     DIR/<campaign>/
       campaign.yaml                 the resolved spec, with versions and seeds
-      design.csv                    trial_id, run_order, replicate, then <name>, <name>_coded
+      design.csv                    trial_id, run_order, replicate, [block], <name>, <name>_coded
       trials/<trial_id>/
         trial.json                  the TrialSpec as run
         result.json                 a Result, written atomically at the end
@@ -15,6 +15,8 @@
         logs/rank-<r>.log           the rank's stdout and stderr
       attempts/<trial_id>/<stamp>/  partial output of an interrupted attempt, moved aside
       report/                       written by ``trainbed analyze``
+      pilot.json                    ``trainbed pilot``'s predictions of every trial's times
+      pilot/<campaign>/             the pilot's short trials, a results directory of its own
 
 :class:`ResultsLayout` names these paths for a local root and for the pod's mount alike: it is
 pure (no I/O) and keeps the path type it is given (``Path`` here, ``PurePosixPath`` for a pod).
@@ -31,6 +33,10 @@ DESIGN_FILE = "design.csv"
 TRIALS_DIR = "trials"
 ATTEMPTS_DIR = "attempts"
 REPORT_DIR = "report"
+#: ``trainbed pilot``'s predictions (:class:`trainbed.contract.pilot.PilotRecord`), and the
+#: folder that holds the pilot's own short trials (a results directory of its own).
+PILOT_FILE = "pilot.json"
+PILOT_DIR = "pilot"
 LOCK_FILE = ".driver.lock"
 
 TRIAL_FILE = "trial.json"
@@ -44,6 +50,9 @@ SHARDS_DIR = "shards"
 #: The first columns of design.csv; then ``<name>`` (level as written) and ``<name>_coded``
 #: (-1/+1, or the level index for factors with more than two levels) for each factor in order.
 DESIGN_COLUMNS: tuple[str, ...] = ("trial_id", "run_order", "replicate")
+#: design.csv's block column (1, 2, ...), after ``replicate``: written only when the design has
+#: more than one block (a fold-over from ``trainbed augment``); absent, every trial is block 1.
+BLOCK_COLUMN = "block"
 CODED_SUFFIX = "_coded"
 
 P = TypeVar("P", bound=PurePath)
@@ -132,6 +141,14 @@ class ResultsLayout(Generic[P]):
     @property
     def lock_file(self) -> P:
         return self.root / LOCK_FILE
+
+    @property
+    def pilot_file(self) -> P:
+        return self.root / PILOT_FILE
+
+    @property
+    def pilot_dir(self) -> P:
+        return self.root / PILOT_DIR
 
     def trial(self, trial_id: str) -> TrialLayout[P]:
         return TrialLayout(self.trials_dir / trial_id)

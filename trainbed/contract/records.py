@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainbed.contract.layout import TrialLayout
+from trainbed.contract.noise import LoadSamples, RankNoise
 
 RESULT_SCHEMA = "trainbed.io/result/v1"
 
@@ -24,8 +25,9 @@ RESULT_SCHEMA = "trainbed.io/result/v1"
 #: Columns of ``iterations/rank-<r>.csv``. ``step`` counts from 1 within the epoch and
 #: ``global_step`` from 1 within the trial. ``data_wait_s`` is the time blocked on the DataLoader,
 #: ``compute_s`` forward + backward + optimizer step (synchronised on GPU), ``step_s`` their sum
-#: plus bookkeeping. The first iteration of the trial is ``global_step == 1``.
-ITERATION_COLUMNS: tuple[str, ...] = (
+#: plus bookkeeping. The first iteration of the trial is ``global_step == 1``. Files written
+#: before the communication columns have exactly these eight, and readers accept them.
+ITERATION_BASE_COLUMNS: tuple[str, ...] = (
     "rank",
     "epoch",
     "step",
@@ -35,6 +37,15 @@ ITERATION_COLUMNS: tuple[str, ...] = (
     "compute_s",
     "step_s",
 )
+#: The step's all-reduce traffic (added in v1): ``allreduce_bytes`` is the payload this rank
+#: all-reduced in the step (DDP's gradient buckets, or local SGD's parameter averaging; 0 when
+#: none), ``allreduce_s`` the wall time during which at least one of those all-reduces was in
+#: flight (part of ``compute_s``), and ``allreduce_bps`` the achieved bus bandwidth in bits/s:
+#: ``allreduce_bytes * 8 * 2(n-1)/n / allreduce_s``, the bits each rank sends per second in a
+#: ring all-reduce, comparable with ``resources.bandwidth``; empty when the step all-reduced
+#: nothing.
+ITERATION_COMM_COLUMNS: tuple[str, ...] = ("allreduce_bytes", "allreduce_s", "allreduce_bps")
+ITERATION_COLUMNS: tuple[str, ...] = ITERATION_BASE_COLUMNS + ITERATION_COMM_COLUMNS
 
 #: Stable TensorBoard scalar tags (rank 0 writes them, the step is the 1-based epoch).
 TB_TAGS: dict[str, str] = {
@@ -119,6 +130,19 @@ class Result(BaseModel):
     world_size: int | None = None
     device: str | None = None
     versions: dict[str, str] = Field(default_factory=dict)
+    #: Training iterations in one full epoch on rank 0 (``len(DataLoader)``): with the
+    #: iteration model it predicts a trial's train time from a pilot (added in v1, optional).
+    steps_per_epoch: int | None = None
+    #: The noise guard (:mod:`trainbed.contract.noise`): per rank, where it ran, a calibration
+    #: before and after the trial under its own CPU limit, and the host's load over the trial.
+    #: Null when no worker wrote one (added in v1, optional).
+    noise: list[RankNoise] | None = None
+    #: The executor's: the other trials of the campaign that ran at the same time as this one;
+    #: null when the executor did not record it (Kubernetes: the analysis derives it from the
+    #: trials' start and finish times).
+    concurrent_trials: list[str] | None = None
+    #: The local executor's: the host's 1-minute load average sampled while the trial ran.
+    load_samples: LoadSamples | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trainbed.contract.quantity import parse_quantity
+from trainbed.contract.quantity import bandwidth_bps, latency_s, parse_quantity
 
 Dataset = Literal["mnist", "fashion-mnist", "cifar10", "digits", "synthetic"]
 Model = Literal[
@@ -100,6 +100,20 @@ class Resources(_Strict):
     cpu: Quantity = Field("1", description="CPU limit, a Kubernetes quantity: 750m, 1.5, 2.")
     memory: Quantity = Field("2Gi", description="Memory limit, a Kubernetes quantity: 1.5Gi, 3G.")
     gpu: Annotated[int, Field(ge=0)] = Field(0, description="GPUs per rank (nvidia.com/gpu).")
+    bandwidth: Quantity | None = Field(
+        None,
+        description=(
+            "Each rank's egress rate in bits/s, a Kubernetes quantity as the "
+            "kubernetes.io/egress-bandwidth annotation takes it: 10M, 1G. Null: no limit."
+        ),
+    )
+    latency: Quantity | None = Field(
+        None,
+        description=(
+            "Added one-way delay of every packet between ranks: 5ms, 250us. Null: none. "
+            "Local backend only (Kubernetes cannot add delay under restricted Pod Security)."
+        ),
+    )
 
     @field_validator("cpu", "memory")
     @classmethod
@@ -115,6 +129,22 @@ class Resources(_Strict):
         if parse_quantity(value) < parse_quantity("1m"):
             raise ValueError(f"{value!r} is below Kubernetes' CPU granularity of 1m")
         return value
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _bandwidth(cls, value: Quantity | None) -> str | None:
+        if value is None:
+            return None
+        bandwidth_bps(value)
+        return str(value)
+
+    @field_validator("latency")
+    @classmethod
+    def _latency(cls, value: Quantity | None) -> str | None:
+        if value is None:
+            return None
+        latency_s(value)
+        return str(value).strip()
 
 
 class TrialSettings(_Strict):
@@ -138,4 +168,11 @@ class TrialSpec(_Strict):
     replicate: int = Field(1, ge=1, description="Replicate number, 1-based.")
     timeout_s: float | None = Field(
         None, description="Wall-clock bound of the trial; the executor enforces it."
+    )
+    pilot_iterations: Annotated[int, Field(ge=2)] | None = Field(
+        None,
+        description=(
+            "A pilot run (`trainbed pilot`): train only this many iterations in all (the last "
+            "epoch cut short), validating after each epoch as usual; null trains the workload."
+        ),
     )
