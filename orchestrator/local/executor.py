@@ -28,7 +28,9 @@ from trainbed.contract.env import (
     RDZV_TIMEOUT,
     thread_variables,
 )
+from trainbed.contract.errors import UserError
 from trainbed.contract.layout import TrialLayout
+from trainbed.contract.noise import LoadSamples
 from trainbed.contract.records import (
     Result,
     now_iso,
@@ -38,10 +40,13 @@ from trainbed.contract.records import (
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
+from trainbed.orchestrator.local.network import NetworkPlan, wants_network
+from trainbed.orchestrator.local.network_host import HostNetwork
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 
 _PR_SET_PDEATHSIG = 1
+_CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 #: How long the other ranks get to notice a dead peer and record it, before they are killed.
 PEER_GRACE_S = 20.0
@@ -64,8 +69,10 @@ def rank_environment(
     limits: RankLimits,
     enforcement: dict[str, Any],
     collective_timeout_s: float,
+    network_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of one rank: torchrun-style variables plus thread and limit settings."""
+    """The environment of one rank: torchrun-style variables plus thread and limit settings;
+    in a trial network, rank 0's address and the interface gloo uses (``network_env``)."""
     env = {k: v for k, v in base.items() if not k.startswith("PET_")}
     env.pop("JOB_COMPLETION_INDEX", None)
     env.update(
@@ -76,6 +83,7 @@ def rank_environment(
         MASTER_PORT=str(port),
         PYTHONUNBUFFERED="1",
     )
+    env.update(network_env or {})
     env.update(thread_variables(limits.threads))
     env[ENFORCEMENT] = json.dumps(enforcement, sort_keys=True)
     env.setdefault(COLLECTIVE_TIMEOUT, str(collective_timeout_s))
@@ -107,13 +115,27 @@ class _Trial:
     memory_exceeded: bool = False
     finished_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    network: NetworkPlan | None = None  # the trial's namespaces, where the campaign shapes
+    #: the noise guard's view from here: trials that ran at the same time, and the host's
+    #: 1-minute load average at every poll (result.concurrent_trials, result.load_samples)
+    overlap: set[str] = field(default_factory=set)
+    loads: list[float] = field(default_factory=list)
 
     def alive(self) -> list[_Rank]:
         return [r for r in self.ranks if r.exit_code is None]
 
+    def contention(self) -> dict[str, Any]:
+        """What the executor saw of the host while this trial ran, as result fields."""
+        samples = None
+        if self.loads:
+            mean = sum(self.loads) / len(self.loads)
+            samples = LoadSamples(mean=mean, max=max(self.loads), samples=len(self.loads))
+        return {"concurrent_trials": sorted(self.overlap), "load_samples": samples}
 
-def _preexec(paths: list[Path], cpus: tuple[int, ...] | None) -> Any:
-    """Runs in the child between fork and exec: die with the driver, join the cgroups, pin."""
+
+def _preexec(paths: list[Path], cpus: tuple[int, ...] | None, netns: str | None = None) -> Any:
+    """Runs in the child between fork and exec: die with the driver, enter the rank's network
+    namespace (a shaped trial), join the cgroups, pin."""
 
     parent = os.getpid()
 
@@ -123,6 +145,13 @@ def _preexec(paths: list[Path], cpus: tuple[int, ...] | None) -> Any:
             if os.getppid() != parent:
                 # the driver died between fork and prctl: the death signal will never come
                 os._exit(1)
+        if netns is not None:
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                if _LIBC is None or _LIBC.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
+            finally:
+                os.close(fd)
         pid = str(os.getpid()).encode()
         for path in paths:
             fd = os.open(path / "cgroup.procs", os.O_WRONLY)
@@ -146,9 +175,12 @@ class LocalExecutor:
         *,
         python: str = sys.executable,
         collective_timeout_s: float = 60.0,
+        network: HostNetwork | None = None,
     ) -> None:
         self.results = results
         self.enforcer = enforcer
+        #: set where the campaign sets resources.bandwidth/latency: every trial gets namespaces
+        self.network = network
         self.python = python
         self.collective_timeout_s = collective_timeout_s
         self.running: dict[str, _Trial] = {}
@@ -178,6 +210,8 @@ class LocalExecutor:
 
     def _poll(self, trial: _Trial) -> None:
         now = time.time()
+        if trial.alive():
+            _sample_load(trial.loads)
         for rank in trial.ranks:
             if rank.exit_code is None:
                 code = rank.proc.poll()
@@ -201,11 +235,14 @@ class LocalExecutor:
 
     def start(self, trial: TrialSpec) -> None:
         assert trial.trial_id not in self.running
+        network = self._network(trial)
         moved = self.results.set_aside_partial(trial.trial_id)
         directory = self.results.write_trial(trial)
         world = trial.workload.parallelism
         plans = plan_limits(trial.resources, world, self._available)
         enforcement = self.enforcer.describe(plans[0])
+        if network is not None and self.network is not None:
+            enforcement = {**enforcement, "network": self.network.up(network)}
         port = free_port()
         ranks: list[_Rank] = []
         started = time.time()
@@ -221,6 +258,7 @@ class LocalExecutor:
                 limits=limits,
                 enforcement=enforcement,
                 collective_timeout_s=self.collective_timeout_s,
+                network_env=network.rank_env() if network else None,
             )
             log_file = TrialLayout(directory).log_file(rank)
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -241,10 +279,13 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=directory,
-                preexec_fn=_preexec(group.paths, pin),  # noqa: PLW1509 - see _preexec
+                preexec_fn=_preexec(  # noqa: PLW1509 - see _preexec
+                    group.paths, pin, network.ranks[rank].netns if network else None
+                ),
                 process_group=0,
             )
             ranks.append(_Rank(rank=rank, proc=proc, group=group, limits=limits, log=log))
+        others = set(self.running)
         self.running[trial.trial_id] = _Trial(
             spec=trial,
             directory=directory,
@@ -253,7 +294,27 @@ class LocalExecutor:
             started_at=started_at,
             enforcement=enforcement,
             extra={"previous_attempt": str(moved)} if moved else {},
+            overlap=others,
+            network=network,
         )
+        for other in others:
+            self.running[other].overlap.add(trial.trial_id)
+
+    def _network(self, trial: TrialSpec) -> NetworkPlan | None:
+        """The trial's network plan, or None where the campaign shapes nothing. A trial that asks
+        for shaping from an executor without a network enforcer is refused, never run unshaped."""
+        if self.network is None:
+            if wants_network(trial.resources):
+                raise UserError(
+                    f"trial {trial.trial_id} sets resources.bandwidth or resources.latency, but "
+                    "this local executor was started without network enforcement"
+                )
+            return None
+        return self.network.plan(self.results.root, trial)
+
+    def _network_down(self, trial: _Trial) -> None:
+        if trial.network is not None and self.network is not None:
+            self.network.down(trial.network)
 
     def stop(self, trial_id: str, status: str, reason: str) -> None:
         trial = self.running.get(trial_id)
@@ -279,6 +340,7 @@ class LocalExecutor:
                 rank.proc.wait()
                 rank.log.close()
                 self.enforcer.cleanup(rank.group)
+            self._network_down(trial)
         self.running.clear()
 
     # --- record ----------------------------------------------------------------------------
@@ -294,6 +356,7 @@ class LocalExecutor:
         oom = any(self.enforcer.oom_killed(r.group) for r in trial.ranks)
         for rank in trial.ranks:
             self.enforcer.cleanup(rank.group)
+        self._network_down(trial)
         seen = TrialObservation(
             exit_codes={r.rank: r.exit_code for r in trial.ranks},
             oom_killed=oom,
@@ -306,7 +369,7 @@ class LocalExecutor:
             log_tails={
                 r.rank: _tail(TrialLayout(trial.directory).log_file(r.rank)) for r in trial.ranks
             },
-            extra=trial.extra,
+            extra={**trial.extra, **trial.contention()},
         )
         result = outcome(trial.spec, read_result(trial.directory), seen)
         _complete_timestamps(trial.directory, {r.rank: r.exit_code for r in trial.ranks})
@@ -316,6 +379,14 @@ class LocalExecutor:
 
     def wait(self, timeout: float) -> None:
         time.sleep(min(timeout, 0.25) if self.running else min(timeout, 0.05))
+
+
+def _sample_load(loads: list[float]) -> None:
+    """Append the host's 1-minute load average (a cheap read; nothing where there is none)."""
+    try:
+        loads.append(os.getloadavg()[0])
+    except OSError:
+        pass
 
 
 def _tail(path: Path, size: int = 4000) -> str:

@@ -1,0 +1,26 @@
+"""What the Kubernetes backend can enforce of a campaign's network keys, decided before submit.
+
+``resources.bandwidth`` becomes the pods' ``kubernetes.io/{ingress,egress}-bandwidth``
+annotations (:func:`trainbed.orchestrator.kube.manifests.bandwidth_annotations`), which the
+node's CNI enforces. ``resources.latency`` cannot be: adding delay needs ``tc netem`` with
+NET_ADMIN inside the pod, and worker pods run under the restricted Pod Security Standard (all
+capabilities dropped). A campaign that sets it is refused here, before anything is created, so
+it never runs undelayed while its levels say otherwise. Pure.
+"""
+
+from __future__ import annotations
+
+from trainbed.contract.errors import SpecError
+from trainbed.orchestrator.plan.spec import Campaign, network_fields
+
+LATENCY_REFUSAL = (
+    "resources.latency cannot be enforced on Kubernetes: adding delay needs tc netem (NET_ADMIN) "
+    "in the pod, which restricted Pod Security forbids; run it with --backend local"
+)
+
+
+def refuse_unenforceable(campaign: Campaign, source: str | None = None) -> None:
+    """Raise a SpecError naming the field that sets ``resources.latency``, if any does."""
+    field = network_fields(campaign).get("resources.latency")
+    if field is not None:
+        raise SpecError(field, LATENCY_REFUSAL, source)
