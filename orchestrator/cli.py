@@ -60,13 +60,23 @@ def _friendly(func: F) -> F:
 def plan(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    foldover: Annotated[
+        str | None,
+        typer.Option(
+            help="Show the combined design with this fold-over added as a block: full, or the "
+            "factor (name or letter) to reverse."
+        ),
+    ] = None,
 ) -> None:
     """Show the design: runs in run order, levels, generators, defining relation, aliases."""
     from trainbed.orchestrator.plan.design import build_design
+    from trainbed.orchestrator.plan.foldover import with_foldover
     from trainbed.orchestrator.plan.spec import load_campaign
     from trainbed.orchestrator.plan.view import plan_json, render_plan
 
     campaign = load_campaign(_path(file))
+    if foldover is not None:
+        campaign = with_foldover(campaign, foldover)
     design = build_design(campaign)
     if as_json:
         sys.stdout.write(json.dumps(plan_json(campaign, design), indent=2) + "\n")
@@ -117,6 +127,75 @@ def run(
 
 @app.command()
 @_friendly
+def pilot(
+    file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+    iterations: Annotated[
+        int, typer.Option(help="Iterations each design point trains in the pilot.")
+    ] = 20,
+    backend: Annotated[str, typer.Option(help="local (kubernetes: not yet)")] = "local",
+    out: Annotated[Path, typer.Option(help="Results directory (pilot.json goes beside).")] = Path(
+        "results"
+    ),
+    parallel: Annotated[
+        int, typer.Option(help="Trials at once in the campaign, for its predicted wall time.")
+    ] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print pilot.json.")] = False,
+) -> None:
+    """Run each design point briefly; predict every trial's train time and the campaign's."""
+    from trainbed.orchestrator.pilot import pilot_summary, pilot_table, run_pilot
+
+    quiet = Console(stderr=True) if as_json else console
+    record = run_pilot(
+        _path(file),
+        iterations=iterations,
+        out=_path(out),
+        backend=backend,
+        parallel=parallel,
+        console=quiet,
+    )
+    if as_json:
+        sys.stdout.write(record.to_json() + "\n")
+        return
+    console.print(pilot_table(record))
+    console.print(pilot_summary(record), highlight=False)
+
+
+@app.command()
+@_friendly
+def augment(
+    results: Annotated[
+        Path, typer.Argument(help="Results directory of one finished campaign (DIR/<campaign>).")
+    ],
+    foldover: Annotated[
+        str,
+        typer.Option(
+            help="full (reverse every factor), or the factor (name or letter) to reverse."
+        ),
+    ] = "full",
+    run_now: Annotated[
+        bool, typer.Option("--run/--no-run", help="Run the new trials now (run --resume).")
+    ] = True,
+    parallel: Annotated[
+        int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
+    ] = 1,
+    analyze: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+) -> None:
+    """Extend a finished fractional or screening campaign with a fold-over block, then run it."""
+    from trainbed.orchestrator.augment import augment_campaign
+
+    code = augment_campaign(
+        _path(results),
+        foldover,
+        run=run_now,
+        parallel=parallel,
+        analyze=analyze,
+        console=console,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+@_friendly
 def analyze(
     results: Annotated[Path, typer.Argument(help="Results directory of one campaign.")],
     out: Annotated[
@@ -129,16 +208,60 @@ def analyze(
         list[float] | None,
         typer.Option("--tta", help="Extra time-to-accuracy threshold (fraction); repeatable."),
     ] = None,
+    exclude_noisy: Annotated[
+        bool, typer.Option("--exclude-noisy", help="Leave trials the noise guard flags out.")
+    ] = False,
+    covariate: Annotated[
+        bool, typer.Option("--covariate", help="Also fit the calibration as a covariate.")
+    ] = False,
+    block: Annotated[
+        str | None, typer.Option("--block", help="Also fit with this as a block: node | host.")
+    ] = None,
+    noise_threshold: Annotated[
+        str, typer.Option(help="Calibration deviation that flags a trial, e.g. 20%.")
+    ] = "20%",
+    target_ci: Annotated[
+        str, typer.Option(help="Advisor: wanted CI half-width of the effects, 5% or 0.5.")
+    ] = "5%",
+    confidence: Annotated[float, typer.Option(help="Advisor: the CI's confidence.")] = 0.95,
+    pilot: Annotated[
+        Path | None, typer.Option(help="pilot.json to compare with (default RESULTS/pilot.json).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the noise, advisor and prediction as JSON.")
+    ] = False,
+    aliased_interactions: Annotated[
+        bool,
+        typer.Option(
+            "--aliased-interactions",
+            help="Also draw interaction panels aliased with main effects (resolution III).",
+        ),
+    ] = False,
 ) -> None:
     """Read a results directory and write the ANOVA report."""
+    from trainbed.analysis.quality import QUALITY_FILE, quality_options
     from trainbed.analysis.report import write_report
 
+    options = quality_options(
+        exclude_noisy=exclude_noisy,
+        covariate=covariate,
+        block=block,
+        noise_threshold=noise_threshold,
+        target_ci=target_ci,
+        confidence=confidence,
+        pilot=_path(pilot) if pilot else None,
+    )
     path = write_report(
         _path(results),
         out=_path(out) if out else None,
         log_responses=log or [],
         tta_thresholds=tta or [],
+        aliased_interactions=aliased_interactions,
+        quality=options,
     )
+    if as_json:
+        sys.stdout.write((path / QUALITY_FILE).read_text())
+        return
     console.print(f"report: {path / 'index.md'}")
 
 

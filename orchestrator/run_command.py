@@ -24,6 +24,7 @@ from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.limits import detect_enforcer
+from trainbed.orchestrator.local.network_host import local_network
 from trainbed.orchestrator.plan.spec import Campaign, load_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
@@ -97,6 +98,7 @@ def run_campaign(
     campaign = load_campaign(file)
     planned = plan_campaign(campaign)
     design, trials = planned.design, planned.trials
+    network = local_network(campaign, trials)  # refuses, before any trial, what it cannot shape
     results = ResultsDir.for_campaign(out, campaign)
     lock = results.lock()
     executor: LocalExecutor | None = None
@@ -110,9 +112,12 @@ def run_campaign(
             )
             warnings.warn(message, TimingConfoundWarning, stacklevel=2)
             console.print(f"[yellow]warning:[/] {message}")
-        executor = LocalExecutor(results, detect_enforcer())
+        executor = LocalExecutor(results, detect_enforcer(), network=network)
         done_before = sum(results.has_result(t.trial_id) for t in trials)
         mode = executor.enforcer.mode
+        if network is not None:
+            mode += ", network by netns + tc"
+            mode += f" (delay by {network.delay_by})" if network.delay_by else ""
         console.print(
             f"[bold]{campaign.name}[/]: {design.fraction} design, {len(trials)} trials "
             f"({done_before} already recorded), limits by {mode}, "

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -24,10 +25,19 @@ from trainbed.contract.env import campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
 from trainbed.orchestrator.kube.api import KubeApi, resolve_namespace
 from trainbed.orchestrator.kube.campaign_status import FINAL_PHASES, CampaignStatus
+from trainbed.orchestrator.kube.collected import save_logs, settle
+from trainbed.orchestrator.kube.network_limits import refuse_unenforceable
 from trainbed.orchestrator.kube.progress import CampaignProgress
 from trainbed.orchestrator.kube.records import RecordStore
-from trainbed.orchestrator.plan.spec import Campaign, load_campaign, parse_campaign
+from trainbed.orchestrator.outcome import TrialObservation
+from trainbed.orchestrator.plan.spec import (
+    Campaign,
+    KubernetesSettings,
+    load_campaign,
+    parse_campaign,
+)
 from trainbed.orchestrator.plan.trials import plan_campaign
+from trainbed.orchestrator.results_dir import ResultsDir
 
 #: ``status --watch`` reads the Campaign this often.
 WATCH_S = 1.0
@@ -47,6 +57,7 @@ def submit(
     file: Path, *, namespace: str | None, console: Console, api: KubeApi | None = None
 ) -> None:
     campaign = load_campaign(file)
+    refuse_unenforceable(campaign, str(file))
     namespace = resolve_namespace(namespace, campaign.metadata.namespace)
     api = api or KubeApi.from_environment()
     api.apply_campaign(campaign_object(campaign, namespace))
@@ -251,18 +262,31 @@ def collect(
     api: KubeApi | None = None,
     image: str | None = None,
     timeout_s: float = 120,
+    seen: dict[str, TrialObservation] | None = None,
 ) -> Path:
-    """Copy ``<results_path>/<name>`` from the PVC via a short-lived reader pod and exec+tar."""
+    """Copy ``<results_path>/<name>`` from the PVC via a short-lived reader pod and exec+tar,
+    then complete it (:func:`_complete`); ``seen`` holds the observations of the trials that
+    ``run`` recorded from here."""
+    from trainbed.orchestrator.kube.manifests import placement
     from trainbed.orchestrator.kube.results_volume import reader_pod
 
     api = api or KubeApi.from_environment()
     obj = api.get_campaign(namespace, name)
     if obj is None:
         raise UserError(f"no Campaign {namespace}/{name}")
-    k8s = (obj.get("spec") or {}).get("kubernetes") or {}
-    pvc = k8s.get("results_pvc", "trainbed-results")
-    path = k8s.get("results_path", "/results")
-    pod = reader_pod(name, pvc, path, namespace, image=image or k8s.get("image", "trainbed:latest"))
+    try:
+        k8s = KubernetesSettings.model_validate((obj.get("spec") or {}).get("kubernetes") or {})
+    except ValidationError as err:
+        raise UserError(f"Campaign {namespace}/{name}: spec.kubernetes: {err}") from None
+    path = k8s.results_path
+    pod = reader_pod(
+        name,
+        k8s.results_pvc,
+        path,
+        namespace,
+        image=image or k8s.image,
+        placement=placement(k8s),
+    )
     pod_name = pod["metadata"]["name"]
     api.create(pod)
     try:
@@ -283,8 +307,40 @@ def collect(
             archive.extractall(out, filter="data")
     finally:
         api.delete("Pod", namespace, pod_name)
+    _complete(obj, out, api=api, namespace=namespace, seen=seen or {}, console=console)
     console.print(f"collected {namespace}/{name} into {out / name}")
     return out / name
+
+
+def _complete(
+    obj: dict[str, Any],
+    out: Path,
+    *,
+    api: KubeApi,
+    namespace: str,
+    seen: dict[str, TrialObservation],
+    console: Console,
+) -> None:
+    """What the PVC does not hold (:mod:`~trainbed.orchestrator.kube.collected`): the campaign's
+    spec and design where no in-cluster controller wrote them, each trial's spec and rank logs,
+    and each recorded outcome over a worker's ``result.json`` that disagrees with it."""
+    name = obj["metadata"]["name"]
+    campaign = parse_campaign(
+        {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
+    )
+    planned = plan_campaign(campaign)
+    results = ResultsDir.for_campaign(out.resolve(), campaign)
+    if not results.layout.campaign_file.exists():
+        results.initialise(campaign, planned.design, planned.trials, resume=True)
+    pods = api.list_pods(namespace, campaign_selector(name))
+    logs = save_logs(api, namespace, pods, results)
+    records = RecordStore(api, namespace, name, chunks={}).load()
+    specs = {t.trial_id: t for t in planned.trials}
+    rewritten = settle(results, specs, seen, records)
+    console.print(
+        f"{logs} rank logs saved; {rewritten} result.json files set to the recorded outcome",
+        highlight=False,
+    )
 
 
 def run_on_cluster(
@@ -301,14 +357,21 @@ def run_on_cluster(
     from trainbed.orchestrator.kube.controller import Controller
 
     campaign = load_campaign(file)
+    refuse_unenforceable(campaign, str(file))
     namespace = resolve_namespace(namespace, campaign.metadata.namespace)
     api = api or KubeApi.from_environment()
+    # campaign.yaml and design.csv here, before anything runs (a different campaign in --out is
+    # refused now). The pods write to the PVC, which this machine cannot read: the controller
+    # below records from the API alone, and collect settles each result with its observation.
+    planned = plan_campaign(campaign)
+    local = ResultsDir.for_campaign(out.resolve(), campaign)
+    local.initialise(campaign, planned.design, planned.trials, resume=True)
     api.apply_campaign(campaign_object(campaign, namespace))
     console.print(
         f"[bold]{campaign.name}[/]: submitted to namespace {namespace}; driving it from here",
         highlight=False,
     )
-    controller = Controller(api, namespace, only=campaign.name, results_root=out).start()
+    controller = Controller(api, namespace, only=campaign.name).start()
     failure: list[BaseException] = []
 
     def drive() -> None:
@@ -342,8 +405,11 @@ def run_on_cluster(
     summary(obj, console)
     if not collect_results:
         return None
+    seen = dict(runtime.executor.seen) if runtime is not None else {}
     try:
-        return collect(campaign.name, out=out, namespace=namespace, console=console, api=api)
+        return collect(
+            campaign.name, out=out, namespace=namespace, console=console, api=api, seen=seen
+        )
     except ClusterError as err:
         console.print(
             f"[yellow]could not collect results:[/] {err}; "

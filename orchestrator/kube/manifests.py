@@ -22,11 +22,14 @@ from typing import Any
 from trainbed.contract.env import (
     API_VERSION,
     CAMPAIGN_LABEL,
+    COLLECTIVE_TIMEOUT,
     DATA,
     ENFORCEMENT,
     LEVELS_ANNOTATION,
     MANAGED_BY,
     MANAGER,
+    NODE_NAME,
+    RDZV_TIMEOUT,
     REPLICATE_LABEL,
     TRIAL_LABEL,
     factor_annotation,
@@ -35,7 +38,7 @@ from trainbed.contract.env import (
 from trainbed.contract.layout import ResultsLayout, TrialLayout
 from trainbed.contract.quantity import threads_for_cpu
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.plan.spec import Campaign
+from trainbed.orchestrator.plan.spec import Campaign, KubernetesSettings
 
 #: Where the trial's ConfigMap is mounted; the worker reads its trial.json there.
 SPEC_DIR = "/etc/trainbed"
@@ -51,6 +54,12 @@ OOM_EXIT_CODE = 137
 RUN_AS = 1000
 #: ``threads_for_cpu``'s cap when the node's core count is unknown: the CPU limit decides alone.
 _ANY_CORES = 1024
+#: Seconds a rank waits for the others at the rendezvous: the pods of a trial start together,
+#: but a busy node may take minutes to import torch in one of them.
+RDZV_TIMEOUT_S = 300
+#: Seconds a collective may wait for a peer: a rank whose peer's pod was deleted fails then,
+#: rather than waiting for the Job's deadline (a dead peer's closed connection ends it sooner).
+COLLECTIVE_TIMEOUT_S = 120
 
 _ANNOTATION_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
@@ -193,6 +202,23 @@ def resource_limits(trial: TrialSpec) -> dict[str, str]:
     return limits
 
 
+#: The pod annotations the CNI bandwidth plugin (``capabilities: {bandwidth: true}``) shapes by.
+INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
+EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"
+
+
+def bandwidth_annotations(trial: TrialSpec) -> dict[str, str]:
+    """``resources.bandwidth`` on both directions of every rank's pod (none when unset).
+
+    Egress alone would do for a ring all-reduce, where each rank's egress is another's ingress;
+    ingress too makes CNIs that shape only one direction (Cilium: egress) still bind.
+    """
+    if trial.resources.bandwidth is None:
+        return {}
+    value = str(trial.resources.bandwidth)
+    return {INGRESS_BANDWIDTH: value, EGRESS_BANDWIDTH: value}
+
+
 def enforcement(trial: TrialSpec) -> dict[str, Any]:
     """What the worker records as ``enforcement`` in result.json for a pod."""
     record: dict[str, Any] = {
@@ -203,6 +229,14 @@ def enforcement(trial: TrialSpec) -> dict[str, Any]:
     }
     if trial.resources.gpu > 0:
         record["gpu"] = trial.resources.gpu
+    if trial.resources.bandwidth is not None:
+        # a restricted pod cannot read its node's qdiscs: what was asked, said as such
+        record["network"] = {
+            "mode": "pod-annotations",
+            "bandwidth": str(trial.resources.bandwidth),
+            "bandwidth_enforced_by": f"{INGRESS_BANDWIDTH}, {EGRESS_BANDWIDTH} (the CNI's)",
+            "read_back": None,
+        }
     return record
 
 
@@ -220,10 +254,26 @@ def worker_env(campaign: Campaign, trial: TrialSpec) -> list[dict]:
         *({"name": k, "value": v} for k, v in thread_variables(threads).items()),
         {"name": DATA, "value": f"{root}/data"},
         {"name": ENFORCEMENT, "value": json.dumps(enforcement(trial), sort_keys=True)},
+        {"name": RDZV_TIMEOUT, "value": str(RDZV_TIMEOUT_S)},
+        {"name": COLLECTIVE_TIMEOUT, "value": str(COLLECTIVE_TIMEOUT_S)},
+        # the node, for the noise guard's record (the analysis can block on it)
+        {"name": NODE_NAME, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         # The root filesystem is read-only: caches (torch, matplotlib) go to the /tmp emptyDir.
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
+
+
+def placement(settings: KubernetesSettings) -> dict[str, Any]:
+    """``nodeSelector`` and ``tolerations`` of a pod, from ``spec.kubernetes`` (only those set):
+    the same for every worker pod and for collect's reader pod, which must reach the nodes
+    (and the volume) the workers wrote on."""
+    found: dict[str, Any] = {}
+    if settings.node_selector:
+        found["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        found["tolerations"] = [t.manifest() for t in settings.tolerations]
+    return found
 
 
 def _worker_pod_spec(campaign: Campaign, trial: TrialSpec) -> dict[str, Any]:
@@ -236,6 +286,7 @@ def _worker_pod_spec(campaign: Campaign, trial: TrialSpec) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
+        **placement(k8s),
         "containers": [
             {
                 "name": CONTAINER,
@@ -356,7 +407,11 @@ def trial_job(
     labels = trial_labels(trial)
     levels = level_annotations(trial)
     world = trial.workload.parallelism
-    pod_annotations = {**levels, **campaign.spec.kubernetes.pod_annotations}
+    pod_annotations = {
+        **levels,
+        **campaign.spec.kubernetes.pod_annotations,
+        **bandwidth_annotations(trial),  # the trial's level wins over a hand-written one
+    }
     pod_spec = _worker_pod_spec(campaign, trial)
     pod_spec["subdomain"] = service_name(trial.campaign, trial.trial_id)
     return {

@@ -15,11 +15,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trainbed.contract.env import API_VERSION
 from trainbed.contract.errors import SpecError
-from trainbed.contract.quantity import parse_quantity
+from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS
+from trainbed.contract.letters import FACTOR_LETTERS
+from trainbed.contract.quantity import bandwidth_bps, parse_duration, parse_quantity
 from trainbed.contract.trial import TrialSettings
 
 KIND = "Campaign"
@@ -32,6 +43,8 @@ _FACTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: Campaign names become the prefix of Job and Service names (63-character DNS labels) that
 #: also carry a trial ID, so they are kept short.
 MAX_NAME_LENGTH = 40
+#: design.csv's own columns, which no factor may be named
+RESERVED_NAMES = frozenset((*DESIGN_COLUMNS, BLOCK_COLUMN))
 
 
 class _Strict(BaseModel):
@@ -59,14 +72,30 @@ class Metadata(BaseModel):
 
 
 class DesignSpec(_Strict):
-    """Which trials to run: a full factorial or a regular two-level fraction, replicated."""
+    """Which trials to run: a full factorial, a regular two-level fraction or a Plackett-Burman
+    screening design, replicated, optionally extended by fold-overs in further blocks."""
 
-    type: Literal["full", "fractional"] = Field("full", description="full | fractional")
-    generators: list[str] | None = Field(
-        None, description='Fraction generators such as "D = ABC" (letters follow factor order).'
+    type: Literal["full", "fractional", "screening"] = Field(
+        "full", description="full | fractional | screening (Plackett-Burman)"
     )
-    resolution: Annotated[int, Field(ge=3, le=12)] | None = Field(
+    generators: list[str] | None = Field(
+        None,
+        description='Fraction generators such as "D = ABC" (letters follow factor order, skip I).',
+    )
+    # StrictInt: "4" and true are refused rather than coerced to 4 and 1.
+    resolution: Annotated[StrictInt, Field(ge=3, le=12)] | None = Field(
         None, description="Or: the resolution to reach with the smallest, least-aberration design."
+    )
+    runs: Literal[12, 20, 24] | None = Field(
+        None,
+        description="Screening only: runs of the Plackett-Burman design (default: the fewest).",
+    )
+    foldover: list[str] | None = Field(
+        None,
+        description=(
+            "Fold-overs, each a further block: full (reverse every factor) or a factor's name "
+            "(reverse that one). trainbed augment appends to this list."
+        ),
     )
     replicates: Annotated[int, Field(ge=1, le=1000)] = Field(1, description="Replicates per point.")
     randomize: bool = Field(True, description="Randomise the run order (complete randomisation).")
@@ -74,8 +103,12 @@ class DesignSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_way_to_fractionate(self) -> DesignSpec:
-        if self.type == "full" and (self.generators or self.resolution is not None):
-            raise ValueError("a full design takes neither generators nor resolution")
+        if self.type in ("full", "screening") and (self.generators or self.resolution is not None):
+            raise ValueError(f"a {self.type} design takes neither generators nor resolution")
+        if self.runs is not None and self.type != "screening":
+            raise ValueError("runs is for a screening design only")
+        if self.foldover and self.type == "full":
+            raise ValueError("a full factorial aliases nothing: there is nothing to fold over")
         if self.type == "fractional":
             if self.generators and self.resolution is not None:
                 raise ValueError("give generators or resolution, not both")
@@ -120,6 +153,37 @@ class Execution(_Strict):
     )
 
 
+class Toleration(_Strict):
+    """A Kubernetes toleration, written with the API's own keys so one can be pasted from a pod
+    spec: e.g. ``{key: trainbed.io/real-node, operator: Equal, value: "true", effect:
+    NoSchedule}`` lets the pods onto the test cluster's tainted real node."""
+
+    key: str | None = Field(None, description="Taint key; empty with Exists: every taint.")
+    operator: Literal["Equal", "Exists"] = Field("Equal", description="Equal | Exists")
+    value: str | None = Field(None, description="Taint value (Equal only).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="The effect tolerated; empty: every effect."
+    )
+    tolerationSeconds: Annotated[int, Field(ge=0)] | None = Field(  # noqa: N815 - the API's key
+        None, description="NoExecute only: how long the pod stays bound after the taint."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        # the API server's own rules (validation.ValidateTolerations), so a bad one fails here
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists takes no value")
+        if not self.key and self.operator != "Exists":
+            raise ValueError("a toleration without a key needs operator Exists")
+        if self.tolerationSeconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds is for effect NoExecute only")
+        return self
+
+    def manifest(self) -> dict[str, Any]:
+        """As a pod spec's ``tolerations`` entry: the keys that are set."""
+        return self.model_dump(exclude_none=True)
+
+
 class KubernetesSettings(_Strict):
     """Settings that only the Kubernetes backend reads."""
 
@@ -133,11 +197,22 @@ class KubernetesSettings(_Strict):
     pod_annotations: dict[str, str] = Field(
         default_factory=dict, description="Extra annotations on worker pods."
     )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        description="Tolerations of every worker pod (and collect's reader pod), e.g. for a "
+        "tainted node pool.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels every worker pod (and collect's reader pod) requires.",
+    )
 
 
 class CampaignSpec(_Strict):
     design: DesignSpec = Field(default_factory=DesignSpec)
-    factors: list[Factor] = Field(min_length=1, description="Letters A, B, C... follow this order.")
+    factors: list[Factor] = Field(
+        min_length=1, description="Letters A, B, C... (skipping I) follow this order."
+    )
     trial: TrialSettings = Field(default_factory=TrialSettings)
     responses: list[Response] = Field(
         default_factory=lambda: ["accuracy", "time"], description="What the analysis fits."
@@ -157,9 +232,18 @@ class Campaign(BaseModel):
     spec: CampaignSpec
     status: dict[str, Any] | None = Field(None, description="Written by the controller.")
 
+    #: The file it was read from, for error messages (set by :func:`parse_campaign`).
+    _source: str | None = PrivateAttr(None)
+
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def source(self) -> str | None:
+        """The campaign file's path, when it came from one: errors found later (the design
+        engine's) name it as the schema's do."""
+        return self._source
 
 
 def campaign_json_schema() -> dict[str, Any]:
@@ -192,7 +276,9 @@ def _first_error(err: ValidationError, prefix: tuple[Any, ...] = ()) -> SpecErro
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
-    elif first["type"] == "literal_error":
+    elif first["type"] == "literal_error" or (
+        first["type"].endswith("_type") and isinstance(first.get("input"), str | int | float)
+    ):
         message = f"{message} (got {first.get('input')!r})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return SpecError(_loc(prefix + loc), message + more)
@@ -256,6 +342,10 @@ def check_campaign(campaign: Campaign) -> None:
         field = f"spec.factors[{i}]"
         if factor.name in seen:
             raise SpecError(f"{field}.name", f"duplicate factor name {factor.name!r}")
+        if factor.name in RESERVED_NAMES:
+            raise SpecError(
+                f"{field}.name", f"{factor.name!r} is a column of design.csv of its own; rename it"
+            )
         seen[factor.name] = i
         reason = target_exists(factor.target)
         if reason:
@@ -276,23 +366,71 @@ def check_campaign(campaign: Campaign) -> None:
             value = _get(settings.model_dump(mode="json"), factor.target)
             if factor.target in ("resources.cpu", "resources.memory"):
                 value = parse_quantity(value)  # "1" and "1000m" are the same level
+            elif factor.target == "resources.bandwidth" and value is not None:
+                value = bandwidth_bps(value)  # "1M" and "1000k" too
+            elif factor.target == "resources.latency" and value is not None:
+                value = parse_duration(value)  # "1ms" and "1000us" too
             canonical.append(value)
         for j, value in enumerate(canonical):
             if value in canonical[:j]:
                 raise SpecError(
                     f"{field}.levels[{j}]", f"{factor.levels[j]!r} repeats an earlier level"
                 )
-    if len(spec.factors) > 26:
-        raise SpecError("spec.factors", "at most 26 factors (letters A-Z)")
-    if spec.design.type == "fractional":
+    if len(spec.factors) > len(FACTOR_LETTERS):
+        raise SpecError(
+            "spec.factors", f"at most {len(FACTOR_LETTERS)} factors (letters A-Z, skipping I)"
+        )
+    if spec.design.type in ("fractional", "screening"):
         multi = [f.name for f in spec.factors if len(f.levels) != 2]
         if multi:
             raise SpecError(
                 "spec.design.type",
-                f"a fractional design needs two-level factors; {', '.join(multi)} have more",
+                f"a {spec.design.type} design needs two-level factors; {and_list(multi)} "
+                f"{'has' if len(multi) == 1 else 'have'} more",
+            )
+    names = [f.name for f in spec.factors]
+    for i, fold in enumerate(spec.design.foldover or []):
+        if fold == "full" and "full" in names:
+            raise SpecError(
+                f"spec.design.foldover[{i}]",
+                "'full' is ambiguous: a factor is also called full; rename that factor",
+            )
+        if fold != "full" and fold not in names:
+            raise SpecError(
+                f"spec.design.foldover[{i}]",
+                f"{fold!r} is neither full nor a factor ({', '.join(names)})",
             )
     if len(set(spec.responses)) != len(spec.responses):
         raise SpecError("spec.responses", "a response is listed twice")
+
+
+def and_list(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``: a list as a sentence names it."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+#: The resource keys that shape the network between ranks: each backend checks, before the first
+#: trial, that it can enforce the ones a campaign sets.
+NETWORK_KEYS = ("resources.bandwidth", "resources.latency")
+
+
+def network_fields(campaign: Campaign) -> dict[str, str]:
+    """Each network key some trial of the campaign sets (not null), with the field that sets it
+    (``spec.factors[i].levels`` or ``spec.trial.resources.<key>``), so a refusal can name it."""
+    found: dict[str, str] = {}
+    targeted = set()
+    for i, factor in enumerate(campaign.spec.factors):
+        if factor.target in NETWORK_KEYS:
+            targeted.add(factor.target)
+            if any(level is not None for level in factor.levels):
+                found[factor.target] = f"spec.factors[{i}].levels"
+    for key in NETWORK_KEYS:
+        default = getattr(campaign.spec.trial.resources, key.split(".")[1])
+        if key not in targeted and default is not None:
+            found[key] = f"spec.trial.{key}"
+    return found
 
 
 def _get(tree: dict[str, Any], target: str) -> Any:
@@ -327,6 +465,7 @@ def parse_campaign(data: Any, source: str | None = None) -> Campaign:
         check_campaign(campaign)
     except SpecError as err:
         raise SpecError(err.field, err.reason, source) from None
+    campaign._source = source
     return campaign
 
 

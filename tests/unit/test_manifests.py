@@ -16,10 +16,12 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import latest_version
 
+from trainbed.contract.env import ENFORCEMENT
+from trainbed.contract.errors import SpecError
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.kube import manifests, results_volume
 from trainbed.orchestrator.plan.design import build_design
-from trainbed.orchestrator.plan.spec import Campaign, load_campaign
+from trainbed.orchestrator.plan.spec import Campaign, load_campaign, parse_campaign
 from trainbed.orchestrator.plan.trials import trial_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +31,26 @@ OWNER = {
     "apiVersion": "trainbed.io/v1alpha1",
     "kind": "Campaign",
     "metadata": {"name": "fmnist-2k1", "uid": "0b6c3b8e-1f5e-4c1e-9d1a-2f4a4c7d9e01"},
+}
+
+
+#: spec.kubernetes's node_selector and tolerations as the pods carry them (the real node's)
+PLACEMENT = {
+    "nodeSelector": {"trainbed.io/real-node": "true"},
+    "tolerations": [
+        {
+            "key": "trainbed.io/real-node",
+            "operator": "Equal",
+            "value": "true",
+            "effect": "NoSchedule",
+        },
+        {
+            "key": "node.kubernetes.io/unreachable",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 30,
+        },
+    ],
 }
 
 
@@ -54,6 +76,8 @@ def _single_rank() -> Campaign:
         "results_path": "/data/results/",
         "master_port": 23456,
         "pod_annotations": {"trainbed.io/sim-duration": "5s"},
+        "node_selector": PLACEMENT["nodeSelector"],
+        "tolerations": PLACEMENT["tolerations"],
     }
     return Campaign.model_validate(data)
 
@@ -228,6 +252,9 @@ def test_ddp_env(case: str, campaign: Campaign, trial: TrialSpec) -> None:
         "requests_equal_limits": True,
         **({"gpu": trial.resources.gpu} if trial.resources.gpu else {}),
     }
+    # bounded waits: a rank whose peer's pod is gone fails, it does not hang to the deadline
+    assert float(env["TRAINBED_RDZV_TIMEOUT"]) <= 300
+    assert float(env["TRAINBED_COLLECTIVE_TIMEOUT"]) <= 120
     service = _render(campaign, trial)["service"]
     assert service["spec"]["ports"][0]["port"] == k8s.master_port
 
@@ -313,3 +340,97 @@ def test_reader_pod() -> None:
     claim = next(v for v in spec["volumes"] if v["name"] == "results")["persistentVolumeClaim"]
     assert claim == {"claimName": "trainbed-results", "readOnly": True}
     assert spec["activeDeadlineSeconds"] > 0
+
+
+@pytest.mark.parametrize(("case", "campaign", "trial"), CASES, ids=IDS)
+def test_placement(case: str, campaign: Campaign, trial: TrialSpec) -> None:
+    """spec.kubernetes's tolerations and node selector reach every worker pod, as written;
+    a campaign that sets neither leaves the scheduler free."""
+    pod = _render(campaign, trial)["job"]["spec"]["template"]["spec"]
+    placed = {k: pod[k] for k in ("nodeSelector", "tolerations") if k in pod}
+    k8s = campaign.spec.kubernetes
+    assert placed == (PLACEMENT if k8s.tolerations else {})
+    assert manifests.placement(k8s) == placed
+
+
+def test_reader_pod_goes_where_the_workers_went() -> None:
+    """collect's reader pod carries the workers' placement: a volume bound on a tainted node
+    (a local or hostPath PV) is only reachable there."""
+    pod = results_volume.reader_pod(
+        "solo",
+        "res",
+        "/results",
+        NAMESPACE,
+        placement=manifests.placement(_single_rank().spec.kubernetes),
+    )
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert pod["spec"]["nodeSelector"] == PLACEMENT["nodeSelector"]
+    assert pod["spec"]["tolerations"] == PLACEMENT["tolerations"]
+    plain = results_volume.reader_pod("solo", "res", "/results", NAMESPACE)
+    assert "nodeSelector" not in plain["spec"] and "tolerations" not in plain["spec"]
+
+
+@pytest.mark.parametrize(
+    ("toleration", "reason"),
+    [
+        ({"key": "a", "operator": "Exists", "value": "x"}, "Exists takes no value"),
+        ({"value": "x"}, "without a key needs operator Exists"),
+        ({"key": "a", "effect": "NoSchedule", "tolerationSeconds": 5}, "NoExecute only"),
+        ({"key": "a", "effect": "NoSchedul"}, "NoSchedule"),
+        ({"key": "a", "operatr": "Exists"}, "operatr"),
+    ],
+)
+def test_bad_toleration_is_a_spec_error(toleration: dict[str, Any], reason: str) -> None:
+    data = _fmnist().model_dump(mode="json", exclude_none=True)
+    data["spec"]["kubernetes"] = {"tolerations": [toleration]}
+    with pytest.raises(SpecError) as err:
+        parse_campaign(data)
+    assert err.value.field.startswith("spec.kubernetes.tolerations")
+    assert reason in str(err.value)
+
+
+def _bandwidth_campaign(
+    bandwidth_levels: list[Any], pod_annotations: dict[str, str] | None = None
+) -> Campaign:
+    data = _fmnist().model_dump(mode="json", exclude_none=True)
+    data["metadata"] = {"name": "net"}
+    data["spec"]["factors"] = [
+        {"name": "bandwidth", "target": "resources.bandwidth", "levels": bandwidth_levels},
+        {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.1]},
+    ]
+    data["spec"]["design"] = {"type": "full", "replicates": 1, "randomize": False}
+    data["spec"]["kubernetes"] = {"pod_annotations": pod_annotations or {}}
+    return Campaign.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("levels", "pod_annotations", "expected"),
+    [
+        (["20M", "1G"], None, ["20M", "20M", "1G", "1G"]),
+        ([20000000, None], None, ["20000000", "20000000", None, None]),
+        # the trial's level wins over a hand-written annotation of the same name
+        (["10M", "100M"], {manifests.EGRESS_BANDWIDTH: "1k"}, ["10M", "10M", "100M", "100M"]),
+    ],
+)
+def test_bandwidth_becomes_both_pod_annotations(
+    levels: list[Any], pod_annotations: dict[str, str] | None, expected: list[str | None]
+) -> None:
+    campaign = _bandwidth_campaign(levels, pod_annotations)
+    seen = []
+    for run in build_design(campaign).runs:
+        trial = trial_spec(campaign, run)
+        job = manifests.trial_job(campaign, trial, namespace=NAMESPACE)
+        kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+        pod = job["spec"]["template"]["metadata"]["annotations"]
+        ingress = pod.get(manifests.INGRESS_BANDWIDTH)
+        assert pod.get(manifests.EGRESS_BANDWIDTH) == ingress  # both directions, one rate
+        seen.append(ingress)
+        record = json.loads(_env(job["spec"]["template"]["spec"]["containers"][0])[ENFORCEMENT])
+        if ingress is None:
+            assert "network" not in record
+        else:
+            assert record["network"]["bandwidth"] == ingress
+            assert record["network"]["read_back"] is None  # asked for, not read back
+        # the Job itself carries the levels only; the CNI reads the pods' annotations
+        assert manifests.EGRESS_BANDWIDTH not in job["metadata"].get("annotations", {})
+    assert sorted(seen, key=str) == sorted(expected, key=str)
