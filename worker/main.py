@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -28,6 +29,7 @@ from trainbed.contract.env import THREAD_VARIABLES, thread_variables
 from trainbed.contract.quantity import cpu_cores, threads_for_cpu
 from trainbed.contract.records import append_timestamp, write_result
 from trainbed.contract.trial import TrialSpec
+from trainbed.worker.process_clock import process_start
 from trainbed.worker.rank_env import RankEnvError, rank_env
 
 EXIT_TERMINATED = 143
@@ -104,10 +106,16 @@ def main_worker(spec_path: Path, out: Path) -> int:
     from trainbed.worker.calibration import NoiseProbe, gather_records
     from trainbed.worker.trainer import Trainer
 
-    # the noise guard's calibrations run outside the Trainer's clock (wall_time_s starts when
-    # it is created), so they never change the responses they guard
+    # wall_time_s runs from process start (imports included), less the noise guard's
+    # calibration before training: the guard must never change the responses it guards (the
+    # calibration after training runs once the result's clock has stopped)
+    started, source = process_start()
+    if source != "proc":
+        print("trainbed worker: /proc gives no process start; wall_time_s starts at import")
+    calibrating = time.perf_counter()
     probe = NoiseProbe.start(env.rank, cpu_cores(spec.resources.cpu))
-    trainer = Trainer(spec, env, out, should_stop=stop)
+    calibration_s = time.perf_counter() - calibrating
+    trainer = Trainer(spec, env, out, should_stop=stop, started=started + calibration_s)
     try:
         result = trainer.run()
     except Exception as err:  # noqa: BLE001 - every failure becomes a recorded outcome
