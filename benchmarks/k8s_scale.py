@@ -17,7 +17,8 @@ the peak Campaign size, the controller's peak RSS and the busy fraction, then, l
 ratio controller / baseline throughput as ``k8s_scale ratio: X`` (target >= 1.0).
 
 Run it on a cluster of its own (it is heavy):
-    TRAINBED_CLUSTER_DIR=/tmp/scale-cluster scripts/cluster up --nodes 100
+    TRAINBED_CLUSTER_DIR=/tmp/scale-cluster TRAINBED_KWOK_CONFIG=benchmarks/kwok-scale.yaml \
+        scripts/cluster up --nodes 100
     TRAINBED_CLUSTER_DIR=/tmp/scale-cluster .venv/bin/python benchmarks/k8s_scale.py
     TRAINBED_CLUSTER_DIR=/tmp/scale-cluster scripts/cluster down
 """

@@ -545,6 +545,20 @@ def up(
             raise
 
 
+#: Further kwok configuration files (os.pathsep-separated), passed after kwok-stages.yaml: e.g.
+#: benchmarks/kwok-scale.yaml, the pod-stage parallelism a 10,000-trial run needs.
+KWOK_CONFIG_ENV = "TRAINBED_KWOK_CONFIG"
+
+
+def _extra_kwok_configs() -> list[str]:
+    given = os.environ.get(KWOK_CONFIG_ENV, "")
+    paths = [str(Path(p).resolve()) for p in given.split(os.pathsep) if p]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise ClusterError(f"{KWOK_CONFIG_ENV} names no file: {', '.join(missing)}")
+    return paths
+
+
 def _add_real_node(cluster: Cluster) -> None:
     from tests.cluster import host, realnode
 
@@ -689,6 +703,7 @@ def _up(nodes: int, node_cpu: str, node_memory: str, state: Path) -> Cluster:
             "--cidr=10.0.0.1/16",
             "--node-ip=10.0.0.1",
             f"--config={HERE / 'kwok-stages.yaml'}",
+            *(f"--config={extra}" for extra in _extra_kwok_configs()),
             "--server-address=127.0.0.1:0",
             "--node-lease-duration-seconds=40",
         ],
