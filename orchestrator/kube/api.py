@@ -25,10 +25,10 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from trainbed.contract.env import API_VERSION, GROUP
 from trainbed.contract.errors import ClusterError, UserError
 
-GROUP = "trainbed.io"
-VERSION = "v1alpha1"
+VERSION = API_VERSION.split("/", 1)[1]
 PLURAL = "campaigns"
 MERGE_PATCH = "application/merge-patch+json"
 #: Connections kept open: the informers' watches plus the trial-creation thread pool.
