@@ -15,7 +15,8 @@ import pandas as pd
 
 from trainbed.analysis.load import Results
 from trainbed.analysis.noise import NoisePolicy, has_records, noise_frame, read_noise
-from trainbed.analysis.text import md_table, records
+from trainbed.analysis.tables import markdown as md_table
+from trainbed.analysis.text import records
 
 
 @dataclass

@@ -32,7 +32,8 @@ from trainbed.analysis.prediction import (
     predicted_vs_measured,
 )
 from trainbed.analysis.robust import normality_advice, point_medians
-from trainbed.analysis.text import json_safe, md_table, records
+from trainbed.analysis.tables import markdown as md_table
+from trainbed.analysis.text import json_safe, records
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import ResultsLayout
 from trainbed.contract.pilot import read_pilot

@@ -1,5 +1,6 @@
-"""Markdown tables and JSON-safe values for the report's trust sections (noise, robust
-summaries, advisor, prediction): NaN prints blank in a table and null in ``quality.json``."""
+"""JSON-safe values for the report's trust sections (noise, robust
+summaries, advisor, prediction): NaN is null in ``quality.json``. Their Markdown tables
+are :func:`trainbed.analysis.tables.markdown`'s."""
 
 from __future__ import annotations
 
@@ -8,26 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-
-def md_table(frame: pd.DataFrame, fmt: str = ".4g") -> str:
-    if frame.empty:
-        return "_(none)_\n"
-    lines = [
-        "| " + " | ".join(str(c) for c in frame.columns) + " |",
-        "| " + " | ".join("---" for _ in frame.columns) + " |",
-    ]
-    for row in frame.itertuples(index=False):
-        cells = []
-        for value in row:
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                cells.append("")
-            elif isinstance(value, float | np.floating):
-                cells.append(format(float(value), fmt))
-            else:
-                cells.append(str(value).replace("|", "\\|"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
