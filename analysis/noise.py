@@ -7,7 +7,8 @@ trial this module takes:
 - the calibration: the slowest of its ranks' before/after medians, compared with the median of
   the campaign's trials under the same CPU limit and thread count (a 500m trial calibrates
   slower than a 2-CPU one by design, so limits never compare with each other). A deviation past
-  ``threshold`` flags the trial, and so does a change past it between before and after;
+  ``threshold`` flags the trial, and so does a change past it between before and after, where
+  every repeat moved (:func:`separated`);
 - the contention: per host, its busy cores minus the trial's own ranks' busy cores (the other
   load the trial shared the host with), the share of time a rank's main thread was ready but
   waited for a CPU (beyond its quota's throttling), the CPU time stolen by a hypervisor and
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from trainbed.contract.layout import ResultsLayout
-from trainbed.contract.noise import LoadSamples, RankNoise
+from trainbed.contract.noise import Calibration, LoadSamples, RankNoise
 from trainbed.contract.records import read_result
 
 NOISE_COLUMNS = [
@@ -156,10 +157,25 @@ def overlaps(records: dict[str, TrialNoise]) -> dict[str, list[str]]:
     return out
 
 
-def _calibration(ranks: list[RankNoise]) -> tuple[float, float, tuple[Any, Any]]:
-    """(slowest median of any rank, before/after drift %, the (cpu limit, threads) group)."""
+def separated(before: Calibration, after: Calibration) -> bool:
+    """Whether every repeat of one calibration is slower than every repeat of the other.
+
+    A calibration is a few short repeats, and under a CPU quota one repeat can land across
+    one more or one fewer CFS period than its neighbour: its medians move by tens of percent
+    with nothing else on the machine. A change of the machine's state moves every repeat. With
+    5 repeats each, two sets this far apart arise by chance with probability 2 / C(10, 5) < 1%.
+    Without repeats (older records) the medians alone decide, as before."""
+    if not before.repeats or not after.repeats:
+        return True
+    return max(before.repeats) < min(after.repeats) or max(after.repeats) < min(before.repeats)
+
+
+def _calibration(ranks: list[RankNoise]) -> tuple[float, float, float, tuple[Any, Any]]:
+    """(slowest median of any rank, before/after drift %, the drift % of ranks whose repeats
+    are :func:`separated`, the (cpu limit, threads) group)."""
     seconds: list[float | None] = []
     drift: list[float | None] = []
+    shifted: list[float | None] = []
     group: tuple[Any, Any] = (None, None)
     for rank in ranks:
         pair = [rank.calibration_before, rank.calibration_after]
@@ -169,8 +185,10 @@ def _calibration(ranks: list[RankNoise]) -> tuple[float, float, tuple[Any, Any]]
                 group = (calibration.cpu_limit, calibration.threads)
         before, after = pair
         if before is not None and after is not None and before.seconds > 0:
-            drift.append(100.0 * abs(after.seconds / before.seconds - 1.0))
-    return _max(seconds), _max(drift), group
+            change = 100.0 * abs(after.seconds / before.seconds - 1.0)
+            drift.append(change)
+            shifted.append(change if separated(before, after) else 0.0)
+    return _max(seconds), _max(drift), _max(shifted), group
 
 
 def noise_frame(
@@ -183,7 +201,7 @@ def noise_frame(
     groups: dict[str, tuple[Any, Any]] = {}
     for trial_id, status in zip(trials["trial_id"], trials["status"], strict=True):
         record = records.get(trial_id, TrialNoise())
-        seconds, drift, group = _calibration(record.ranks)
+        seconds, drift, shifted, group = _calibration(record.ranks)
         groups[trial_id] = group
         samples = [s for rank in record.ranks for s in (rank.before, rank.after) if s is not None]
         loads: list[float | None] = [s.loadavg[0] for s in samples if s.loadavg]
@@ -196,6 +214,7 @@ def noise_frame(
                 "status": status,
                 "calibration_s": seconds,
                 "calibration_drift_pct": drift,
+                "shifted_drift_pct": shifted,
                 "other_busy_cores": _other_busy(record.ranks),
                 "cpu_wait_pct": _max([r.cpu_wait_pct for r in record.ranks]),
                 "steal_pct": _max([r.steal_pct for r in record.ranks]),
@@ -205,7 +224,7 @@ def noise_frame(
                 "node": "+".join(nodes) if nodes else "",
             }
         )
-    frame = pd.DataFrame(rows, columns=[c for c in NOISE_COLUMNS if c in rows[0]] if rows else [])
+    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else [])
     if frame.empty:
         return pd.DataFrame(columns=NOISE_COLUMNS)
     frame["_group"] = frame["trial_id"].map(lambda t: str(groups[t]))
@@ -216,7 +235,7 @@ def noise_frame(
     whys = [_why(row, policy, concurrent.get(row.trial_id, [])) for row in frame.itertuples()]
     frame["why"] = whys
     frame["flagged"] = [bool(w) for w in whys]
-    return frame.drop(columns="_group")[NOISE_COLUMNS]
+    return frame[NOISE_COLUMNS]
 
 
 def _why(row: Any, policy: NoisePolicy, concurrent: list[str]) -> str:
@@ -224,8 +243,8 @@ def _why(row: Any, policy: NoisePolicy, concurrent: list[str]) -> str:
     limit = 100.0 * policy.threshold
     if np.isfinite(row.calibration_dev_pct) and abs(row.calibration_dev_pct) > limit:
         reasons.append(f"calibration {row.calibration_dev_pct:+.0f}% vs its limit's median")
-    if np.isfinite(row.calibration_drift_pct) and row.calibration_drift_pct > limit:
-        reasons.append(f"calibration changed {row.calibration_drift_pct:.0f}% over the trial")
+    if np.isfinite(row.shifted_drift_pct) and row.shifted_drift_pct > limit:
+        reasons.append(f"calibration changed {row.shifted_drift_pct:.0f}% over the trial")
     if np.isfinite(row.other_busy_cores) and row.other_busy_cores >= policy.contention_cores:
         reasons.append(f"other load {row.other_busy_cores:.1f} cores on its host")
     if np.isfinite(row.cpu_wait_pct) and row.cpu_wait_pct >= policy.wait_pct:

@@ -161,7 +161,7 @@ def trust_sections(
         )
         for response in fitted
     ]
-    md.append(_advisormd_table(advices, options))
+    md.append(_advisor_table(advices, options))
     data["advisor"] = [json_safe(a.as_dict()) for a in advices]
 
     adjusted = _adjusted(results, fitted, noise, options)
@@ -193,13 +193,13 @@ def trust_sections(
     pilot = read_pilot(pilot_path) if pilot_path.exists() else None
     data["prediction"] = None
     if pilot is not None:
-        md.append(_predictionmd_table(results, pilot, pilot_path, out, data))
+        md.append(_prediction_table(results, pilot, pilot_path, out, data))
 
     (out / QUALITY_FILE).write_text(json.dumps(json_safe(data), indent=2) + "\n")
     return "".join(md)
 
 
-def _advisormd_table(advices: list[Advice], options: QualityOptions) -> str:
+def _advisor_table(advices: list[Advice], options: QualityOptions) -> str:
     rows = []
     for a in advices:
         rows.append(
@@ -258,7 +258,7 @@ def _adjusted(
     return out
 
 
-def _predictionmd_table(
+def _prediction_table(
     results: Results, pilot: Any, path: Path, out: Path, data: dict[str, Any]
 ) -> str:
     frame = predicted_vs_measured(results.trials, pilot)

@@ -92,6 +92,39 @@ def test_other_load_is_per_host_less_all_own_ranks() -> None:
     assert not frame.loc["two", "flagged"]
 
 
+def _with_repeats(before: list[float], after: list[float]) -> TrialNoise:
+    def cal(times: list[float]) -> Calibration:
+        return Calibration(seconds=float(np.median(times)), repeats=times, threads=1, cpu_limit=1)
+
+    record = rank(0.15)
+    record = record.model_copy(
+        update={"calibration_before": cal(before), "calibration_after": cal(after)}
+    )
+    return TrialNoise(ranks=[record], concurrent_trials=[])
+
+
+DRIFTS = [
+    # (name, before repeats, after repeats, flagged for drift)
+    # every repeat slower after: the machine changed under the trial
+    ("all moved", [0.15, 0.15, 0.16, 0.15, 0.16], [0.21, 0.22, 0.21, 0.23, 0.21], True),
+    # the quickstart's 500m pattern: repeats that straddle one more CFS period, either side
+    ("quota jitter", [0.15, 0.15, 0.22, 0.22, 0.15], [0.22, 0.23, 0.15, 0.15, 0.22], False),
+    # one slow repeat before only: the medians differ by 33%, the sets overlap
+    ("overlap", [0.15, 0.15, 0.15, 0.21, 0.21], [0.20, 0.21, 0.20, 0.20, 0.14], False),
+    # faster after counts too
+    ("all faster", [0.21, 0.22, 0.21, 0.23, 0.21], [0.15, 0.15, 0.16, 0.15, 0.16], True),
+]
+
+
+@pytest.mark.parametrize(("name", "before", "after", "flagged"), DRIFTS, ids=[d[0] for d in DRIFTS])
+def test_drift_flags_only_where_every_repeat_moved(
+    name: str, before: list[float], after: list[float], flagged: bool
+) -> None:
+    row = frame_of({**QUIET, "odd": _with_repeats(before, after)}).loc["odd"]
+    assert row["calibration_drift_pct"] > 20.0  # measured and shown either way
+    assert ("changed" in row["why"]) is flagged, row.to_dict()
+
+
 def test_threshold_is_the_policy() -> None:
     odd = TrialNoise(ranks=[rank(0.2)], concurrent_trials=[])  # +27% of the median
     assert frame_of({**QUIET, "odd": odd}).loc["odd", "flagged"]
