@@ -14,18 +14,16 @@ Run: ``.venv/bin/python benchmarks/cpu_limit_effect.py [--replicates 3] [--epoch
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainbed.contract.env import API_VERSION
+from benchmarks.campaigns import run_campaign, succeeded_trials  # noqa: E402
+from trainbed.contract.env import API_VERSION  # noqa: E402
 
 NAME = "cpu-limit-effect"
 
@@ -59,28 +57,13 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
+    times: dict[str, list[float]] = defaultdict(list)
+    modes: set[str] = set()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="trainbed-cpu-") as tmp:
-        root = Path(tmp)
-        spec = root / "campaign.yaml"
-        spec.write_text(yaml.safe_dump(campaign(args.replicates, args.epochs), sort_keys=False))
-        out = root / "results"
-        proc = subprocess.run(
-            [sys.executable, "-m", "trainbed.orchestrator.cli", "run", str(spec)]
-            + ["--out", str(out), "--no-analyze"],
-            env={**os.environ, "TRAINBED_NO_PROGRESS": "1"},
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            sys.exit(f"trainbed run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        times: dict[str, list[float]] = defaultdict(list)
-        modes: set[str] = set()
-        rows = []
-        for trial in sorted((out / NAME / "trials").iterdir()):
-            result = json.loads((trial / "result.json").read_text())
-            cpu = str(json.loads((trial / "trial.json").read_text())["resources"]["cpu"])
-            if result["status"] != "succeeded":
-                sys.exit(f"{trial.name}: {result['status']}: {result.get('reason')}")
+        out = run_campaign(campaign(args.replicates, args.epochs), Path(tmp))
+        for trial, result, spec in succeeded_trials(out):
+            cpu = str(spec["resources"]["cpu"])
             modes.add(result.get("enforcement", {}).get("mode", "none"))
             times[cpu].append(result["train_time_s"])
             rows.append((result.get("started_at") or "", trial.name, cpu, result))

@@ -21,13 +21,9 @@ Needs the real node and the image (docs/real-node.md)::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -35,12 +31,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster import launcher, realnode, realnode_volume  # noqa: E402
+from benchmarks.campaigns import ROOT, load_average, run_campaign, succeeded_trials  # noqa: E402
+from benchmarks.cluster import real_node_namespace  # noqa: E402
 from trainbed.contract.env import API_VERSION  # noqa: E402
 from trainbed.contract.quantity import cpu_cores  # noqa: E402
 
 NAME = "k8s-cpu-limit"
-ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ("500m", "1")
 
 
@@ -70,72 +66,35 @@ def campaign(repeats: int, ranks: int, epochs: int) -> dict:
     }
 
 
-def _kubectl(*args: str) -> str:
-    done = subprocess.run([launcher.kubectl_path(), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"k8s_cpu_limit: kubectl {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ranks", type=int, default=1, choices=(1, 2))
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
-    cluster = launcher.running(launcher.STATE)
-    if cluster is None or not realnode.alive(launcher.STATE):
-        sys.exit(f"k8s_cpu_limit: no real node runs for {launcher.STATE}: see docs/real-node.md")
-    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-    _kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts/trainbed/crds")
-    )
-    namespace = f"cpu-{uuid.uuid4().hex[:6]}"
-    _kubectl("create", "namespace", namespace)
-    realnode_volume.results_volume(launcher.STATE, namespace)
-    load_before = _load()
-    try:
-        with tempfile.TemporaryDirectory(prefix="trainbed-k8s-cpu-") as tmp:
-            root = Path(tmp)
-            spec = root / "campaign.yaml"
-            body = campaign(args.repeats, args.ranks, args.epochs)
-            spec.write_text(yaml.safe_dump(body, sort_keys=False))
-            out = root / "results"
-            proc = subprocess.run(
-                [sys.executable, "-m", "trainbed.orchestrator.cli", "run", str(spec)]
-                + ["--backend", "kubernetes", "-n", namespace, "--out", str(out), "--no-analyze"],
-                env={**os.environ, "TRAINBED_NO_PROGRESS": "1"},
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                sys.exit(f"trainbed run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-            times: dict[str, list[float]] = defaultdict(list)
-            rows = []
-            for trial in sorted((out / NAME / "trials").iterdir()):
-                result = json.loads((trial / "result.json").read_text())
-                cpu = str(json.loads((trial / "trial.json").read_text())["resources"]["cpu"])
-                if result["status"] != "succeeded":
-                    sys.exit(f"{trial.name}: {result['status']}: {result.get('reason')}")
-                back = (result.get("enforcement") or {}).get("read_back") or {}
-                if back.get("cpu_limit") is None or abs(back["cpu_limit"] - cpu_cores(cpu)) > 1e-6:
-                    sys.exit(f"{trial.name}: cpu {cpu}, but the pod's cgroup read back {back}")
-                times[cpu].append(result["train_time_s"])
-                rows.append((result.get("started_at") or "", trial.name, cpu, result, back))
-    finally:
-        _kubectl("delete", "namespace", namespace, "--wait=false")
-        realnode_volume.delete_volume(launcher.STATE, namespace)
+    load_before = load_average()
+    times: dict[str, list[float]] = defaultdict(list)
+    rows = []
+    with (
+        real_node_namespace("k8s_cpu_limit", "cpu") as namespace,
+        tempfile.TemporaryDirectory(prefix="trainbed-k8s-cpu-") as tmp,
+    ):
+        body = campaign(args.repeats, args.ranks, args.epochs)
+        out = run_campaign(body, Path(tmp), "--backend", "kubernetes", "-n", namespace)
+        for trial, result, spec in succeeded_trials(out):
+            cpu = str(spec["resources"]["cpu"])
+            back = (result.get("enforcement") or {}).get("read_back") or {}
+            if back.get("cpu_limit") is None or abs(back["cpu_limit"] - cpu_cores(cpu)) > 1e-6:
+                sys.exit(f"{trial.name}: cpu {cpu}, but the pod's cgroup read back {back}")
+            times[cpu].append(result["train_time_s"])
+            rows.append((result.get("started_at") or "", trial.name, cpu, result, back))
     for _, name, cpu, result, back in sorted(rows):
         print(
             f"{name}: cpu {cpu} x {args.ranks} pod(s), threads {result.get('threads')}, "
             f"train {result['train_time_s']:.2f} s, cgroup cfs quota {back['cpu_quota_us']} us "
             f"per {back['cpu_period_us']} us"
         )
-    print(f"load average (1, 5, 15 min): {load_before} before, {_load()} after")
+    print(f"load average (1, 5, 15 min): {load_before} before, {load_average()} after")
     medians = {cpu: statistics.median(times[cpu]) for cpu in LEVELS}
     for cpu, median in medians.items():
         print(f"cpu {cpu}: median train time {median:.3f} s over {len(times[cpu])} trials")

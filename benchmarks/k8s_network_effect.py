@@ -31,15 +31,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -48,7 +45,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster import launcher, realnode, realnode_volume  # noqa: E402
+from benchmarks.campaigns import load_average, run_campaign, succeeded_trials  # noqa: E402
+from benchmarks.cluster import real_node_namespace  # noqa: E402
 from trainbed.contract.quantity import bandwidth_bps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,13 +75,6 @@ def campaign(rate: str, repeats: int, epochs: int) -> tuple[str, dict]:
     return name, body
 
 
-def _kubectl(*args: str) -> str:
-    done = subprocess.run([launcher.kubectl_path(), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"k8s_network_effect: kubectl {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
 class TbfWatch(threading.Thread):
     """Reads the host's qdiscs while trials run: the tbf rates the bandwidth plugin installs."""
 
@@ -98,66 +89,36 @@ class TbfWatch(threading.Thread):
             self.rates |= set(re.findall(r"qdisc tbf .*? (rate \S+ burst \S+)", shown))
 
 
-def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rate", default="20M")
     parser.add_argument("--epochs", type=int, default=16)
     args = parser.parse_args()
-    cluster = launcher.running(launcher.STATE)
-    if cluster is None or not realnode.alive(launcher.STATE):
-        sys.exit(f"k8s_network_effect: no real node for {launcher.STATE}: see docs/real-node.md")
-    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-    _kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts/trainbed/crds")
-    )
-    namespace = f"net-{uuid.uuid4().hex[:6]}"
-    _kubectl("create", "namespace", namespace)
-    realnode_volume.results_volume(launcher.STATE, namespace)
-    name, body = campaign(args.rate, args.repeats, args.epochs)
-    load_before = _load()
+    _, body = campaign(args.rate, args.repeats, args.epochs)
+    load_before = load_average()
     watch = TbfWatch()
     watch.start()
     trials: dict[str, list[dict]] = defaultdict(list)
     try:
-        with tempfile.TemporaryDirectory(prefix="trainbed-k8s-net-") as tmp:
-            root = Path(tmp)
-            spec = root / "campaign.yaml"
-            spec.write_text(yaml.safe_dump(body, sort_keys=False))
-            out = root / "results"
-            proc = subprocess.run(
-                [sys.executable, "-m", "trainbed.orchestrator.cli", "run", str(spec)]
-                + ["--backend", "kubernetes", "-n", namespace, "--out", str(out), "--no-analyze"],
-                env={**os.environ, "TRAINBED_NO_PROGRESS": "1"},
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                sys.exit(f"trainbed run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-            for trial in sorted((out / name / "trials").iterdir()):
-                result = json.loads((trial / "result.json").read_text())
-                if result["status"] != "succeeded":
-                    sys.exit(f"{trial.name}: {result['status']}: {result.get('reason')}")
-                level = json.loads((trial / "trial.json").read_text())["resources"]["bandwidth"]
+        with (
+            real_node_namespace("k8s_network_effect", "net") as namespace,
+            tempfile.TemporaryDirectory(prefix="trainbed-k8s-net-") as tmp,
+        ):
+            out = run_campaign(body, Path(tmp), "--backend", "kubernetes", "-n", namespace)
+            for trial, result, spec in succeeded_trials(out):
                 frames = [pd.read_csv(p) for p in sorted((trial / "iterations").glob("*.csv"))]
-                steps = pd.concat(frames)
-                trials[str(level)].append(
+                trials[str(spec["resources"]["bandwidth"])].append(
                     {
                         "trial": trial.name,
                         "started_at": result["started_at"],
-                        "steps": steps,
+                        "steps": pd.concat(frames),
                         "enforcement": result["enforcement"],
                     }
                 )
     finally:
         watch.stop.set()
         watch.join(5)
-        _kubectl("delete", "namespace", namespace, "--wait=false")
-        realnode_volume.delete_volume(launcher.STATE, namespace)
     first = _past_bucket(trials[args.rate])
     for level, runs in sorted(trials.items()):
         for run in sorted(runs, key=lambda r: r["started_at"]):
@@ -183,7 +144,7 @@ def main() -> None:
         f"achieved all-reduce rate at {args.rate} past the bucket: {achieved / 1e6:.2f} Mbit/s "
         f"({error:+.1%}; within 15%: {'ok' if abs(error) <= 0.15 else 'MISSED'})"
     )
-    print(f"load average (1, 5, 15 min): {load_before} before, {_load()} after")
+    print(f"load average (1, 5, 15 min): {load_before} before, {load_average()} after")
     whole = {level: _median_step(runs, 2) for level, runs in trials.items()}
     print(
         f"whole trial: median step {whole[args.rate]:.3f} s at {args.rate}, {whole['None']:.3f} s "

@@ -34,107 +34,43 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cluster import drop_namespace, ensure_crd, kwok_namespace, simulated_campaign  # noqa: E402
 from tests.cluster import launcher  # noqa: E402
-from trainbed.contract.env import API_VERSION  # noqa: E402
 from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
-from trainbed.orchestrator.kube.crd import campaign_crd  # noqa: E402
 from trainbed.orchestrator.kube.manifests import (  # noqa: E402
     trial_configmap,
     trial_job,
     trial_service,
 )
-from trainbed.orchestrator.plan.spec import Campaign, parse_campaign  # noqa: E402
+from trainbed.orchestrator.plan.spec import Campaign  # noqa: E402
 from trainbed.orchestrator.plan.trials import plan_campaign  # noqa: E402
 
 NAME = "scale"
 
 
+LR = {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}
+BATCH = {"name": "batch", "target": "workload.batch_size", "levels": [32, 64, 128, 256]}
+
+
 def campaign(trials: int, concurrency: int, duration: str) -> Campaign:
     """A 5 x 4 full factorial, replicated to ``trials`` runs (a multiple of 20); one rank each."""
-    return parse_campaign(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Campaign",
-            "metadata": {"name": NAME},
-            "spec": {
-                "design": {"type": "full", "replicates": trials // 20, "seed": 1},
-                "factors": [
-                    {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]},
-                    {
-                        "name": "batch",
-                        "target": "workload.batch_size",
-                        "levels": [32, 64, 128, 256],
-                    },
-                ],
-                "trial": {
-                    "workload": {"dataset": "digits", "parallelism": 1},
-                    "resources": {"cpu": "100m", "memory": "128Mi"},
-                },
-                "execution": {"concurrency": concurrency, "trial_timeout_s": 600},
-                "kubernetes": {
-                    "image": "trainbed:bench",
-                    "cleanup": "delete",
-                    "pod_annotations": {"trainbed.io/sim-duration": duration},
-                },
-            },
-        }
+    return simulated_campaign(
+        NAME,
+        [LR, BATCH],
+        trials=trials,
+        concurrency=concurrency,
+        duration=duration,
+        cleanup="delete",
     )
-
-
-def new_namespace(api: KubeApi) -> str:
-    """A fresh namespace with a results PVC bound to a static PV (pods mount it)."""
-    name = f"scale-{uuid.uuid4().hex[:6]}"
-    api.core.create_namespace({"metadata": {"name": name}})
-    api.core.create_persistent_volume(
-        {
-            "metadata": {"name": f"{name}-results"},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "manual",
-                "hostPath": {"path": f"/tmp/{name}"},
-                "claimRef": {"namespace": name, "name": "trainbed-results"},
-            },
-        }
-    )
-    api.core.create_namespaced_persistent_volume_claim(
-        name,
-        {
-            "metadata": {"name": "trainbed-results"},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "manual",
-                "volumeName": f"{name}-results",
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
-    return name
-
-
-def drop_namespace(api: KubeApi, namespace: str) -> None:
-    api.core.delete_namespace(namespace)
-    api.core.delete_persistent_volume(f"{namespace}-results")
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            api.core.read_namespace(namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return
-        time.sleep(1)
 
 
 def jobs_left(api: KubeApi, namespace: str) -> int:
@@ -163,7 +99,7 @@ def _peak_rss_mb(pid: int) -> float:
 def run_controller(
     api: KubeApi, kubeconfig: Path, spec: Campaign, log_dir: Path, profile: bool
 ) -> ControllerRun:
-    namespace = new_namespace(api)
+    namespace = kwok_namespace(api, "scale")
     api.apply_campaign(campaign_object(spec, namespace))
     concurrency = spec.spec.execution.concurrency
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
@@ -239,7 +175,7 @@ def run_controller(
 
 def run_kubectl(api: KubeApi, kubeconfig: Path, spec: Campaign, work: Path) -> float:
     """The same objects through kubectl, one chunk of ``concurrency`` trials at a time."""
-    namespace = new_namespace(api)
+    namespace = kwok_namespace(api, "scale")
     trials = plan_campaign(spec).trials
     size = spec.spec.execution.concurrency
     chunks = []
@@ -286,13 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     cluster = launcher.up(nodes=args.nodes)
     api = KubeApi.from_environment(str(cluster.kubeconfig))
-    ext = client.ApiextensionsV1Api(api.api_client)
-    try:
-        ext.create_custom_resource_definition(campaign_crd())
-        time.sleep(2)
-    except ApiException as err:
-        if err.status != 409:
-            raise
+    ensure_crd(api)
     spec = campaign(args.trials, args.concurrency, args.duration)
     total = len(plan_campaign(spec).trials)
     print(

@@ -19,84 +19,30 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cluster import drop_namespace, ensure_crd, kwok_namespace, simulated_campaign  # noqa: E402
 from tests.cluster import launcher  # noqa: E402
-from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
 from trainbed.orchestrator.kube.controller import Controller  # noqa: E402
-from trainbed.orchestrator.kube.crd import campaign_crd  # noqa: E402
 from trainbed.orchestrator.kube.manifests import trial_configmap, trial_job, trial_service  # noqa: E402
-from trainbed.orchestrator.plan.spec import Campaign, parse_campaign  # noqa: E402
+from trainbed.orchestrator.plan.spec import Campaign  # noqa: E402
 from trainbed.orchestrator.plan.trials import plan_campaign  # noqa: E402
+
+LR = {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}
 
 
 def campaign(name: str, trials: int, concurrency: int, duration: str) -> Campaign:
     """A full factorial of one 5-level factor, replicated to ``trials`` runs; one rank each."""
-    return parse_campaign(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Campaign",
-            "metadata": {"name": name},
-            "spec": {
-                "design": {"type": "full", "replicates": trials // 5, "seed": 1},
-                "factors": [
-                    {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}
-                ],
-                "trial": {
-                    "workload": {"dataset": "digits", "parallelism": 1},
-                    "resources": {"cpu": "100m", "memory": "128Mi"},
-                },
-                "execution": {"concurrency": concurrency, "trial_timeout_s": 600},
-                "kubernetes": {
-                    "image": "trainbed:bench",
-                    "cleanup": "keep",
-                    "pod_annotations": {"trainbed.io/sim-duration": duration},
-                },
-            },
-        }
+    return simulated_campaign(
+        name, [LR], trials=trials, concurrency=concurrency, duration=duration, cleanup="keep"
     )
-
-
-def new_namespace(api: KubeApi, with_results: bool = False) -> str:
-    """A fresh namespace; with a results PVC bound to a static PV when pods must really run."""
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    api.core.create_namespace({"metadata": {"name": name}})
-    if with_results:
-        api.core.create_persistent_volume(
-            {
-                "metadata": {"name": f"{name}-results"},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "manual",
-                    "hostPath": {"path": f"/tmp/{name}"},
-                    "claimRef": {"namespace": name, "name": "trainbed-results"},
-                },
-            }
-        )
-        api.core.create_namespaced_persistent_volume_claim(
-            name,
-            {
-                "metadata": {"name": "trainbed-results"},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "manual",
-                    "volumeName": f"{name}-results",
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        )
-    return name
 
 
 def jobs_in(api: KubeApi, namespace: str) -> int:
@@ -104,7 +50,7 @@ def jobs_in(api: KubeApi, namespace: str) -> int:
 
 
 def time_controller(api: KubeApi, trials: int) -> float:
-    namespace = new_namespace(api)
+    namespace = kwok_namespace(api, "bench", with_results=False)
     spec = campaign("bench", trials, concurrency=trials, duration="600s")
     api.apply_campaign(campaign_object(spec, namespace))
     controller = Controller(api, namespace, only="bench").start()
@@ -118,12 +64,12 @@ def time_controller(api: KubeApi, trials: int) -> float:
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
     controller.stop()
-    api.core.delete_namespace(namespace)
+    drop_namespace(api, namespace)
     return elapsed
 
 
 def time_kubectl(api: KubeApi, kubeconfig: Path, trials: int) -> float:
-    namespace = new_namespace(api)
+    namespace = kwok_namespace(api, "bench", with_results=False)
     spec = campaign("bench", trials, concurrency=trials, duration="600s")
     docs: list[dict[str, Any]] = []
     for trial in plan_campaign(spec).trials:
@@ -143,12 +89,12 @@ def time_kubectl(api: KubeApi, kubeconfig: Path, trials: int) -> float:
     )
     elapsed = time.perf_counter() - start
     Path(handle.name).unlink()
-    api.core.delete_namespace(namespace)
+    drop_namespace(api, namespace)
     return elapsed
 
 
 def busy_fraction(api: KubeApi, trials: int, concurrency: int, duration: str) -> float:
-    namespace = new_namespace(api, with_results=True)
+    namespace = kwok_namespace(api, "bench")
     spec = campaign("busy", trials, concurrency=concurrency, duration=duration)
     api.apply_campaign(campaign_object(spec, namespace))
     controller = Controller(api, namespace, only="busy").start()
@@ -170,8 +116,7 @@ def busy_fraction(api: KubeApi, trials: int, concurrency: int, duration: str) ->
             samples.append(min(active, concurrency) / concurrency)
         time.sleep(0.25)
     controller.stop()
-    api.core.delete_namespace(namespace)
-    api.core.delete_persistent_volume(f"{namespace}-results")
+    drop_namespace(api, namespace)
     return statistics.mean(samples) if samples else float("nan")
 
 
@@ -184,12 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     cluster = launcher.up(nodes=args.nodes)
     api = KubeApi.from_environment(str(cluster.kubeconfig))
-    try:
-        client.ApiextensionsV1Api(api.api_client).create_custom_resource_definition(campaign_crd())
-        time.sleep(2)
-    except ApiException as err:
-        if err.status != 409:
-            raise
+    ensure_crd(api)
     ratios = []
     for i in range(args.repeats):
         controller_s = time_controller(api, args.trials)

@@ -38,9 +38,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from trainbed.contract.env import API_VERSION
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.campaigns import run_campaign, succeeded_trials  # noqa: E402
+from trainbed.contract.env import API_VERSION  # noqa: E402
 from trainbed.contract.quantity import bandwidth_bps
 from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.local.network_host import (
@@ -222,24 +224,10 @@ def campaign(rate: str, replicates: int) -> dict:
 
 
 def _ddp(root: Path, rate: str, replicates: int) -> dict[str, list[dict]]:
-    spec = root / "campaign.yaml"
-    spec.write_text(yaml.safe_dump(campaign(rate, replicates), sort_keys=False))
-    out = root / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "trainbed.orchestrator.cli", "run", str(spec)]
-        + ["--out", str(out), "--no-analyze"],
-        env={**os.environ, "TRAINBED_NO_PROGRESS": "1"},
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        sys.exit(f"trainbed run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    out = run_campaign(campaign(rate, replicates), root)
     trials: dict[str, list[dict]] = defaultdict(list)
-    for trial in sorted((out / NAME / "trials").iterdir()):
-        result = json.loads((trial / "result.json").read_text())
-        if result["status"] != "succeeded":
-            sys.exit(f"{trial.name}: {result['status']}: {result.get('reason')}")
-        level = json.loads((trial / "trial.json").read_text())["resources"]["bandwidth"]
+    for trial, result, spec in succeeded_trials(out):
+        level = spec["resources"]["bandwidth"]
         frames = [pd.read_csv(path) for path in sorted((trial / "iterations").glob("*.csv"))]
         steps = pd.concat(frames)
         trials[str(level)].append(

@@ -34,6 +34,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 NAMESPACE_DEFAULT = "default: the file's metadata.namespace, else the kubeconfig context's"
 NAMESPACE_HELP = f"Namespace; {NAMESPACE_DEFAULT}"
 
+# The options several verbs share, declared once so that their flags and help never drift apart.
+NamespaceOption = Annotated[str | None, typer.Option("--namespace", "-n", help=NAMESPACE_HELP)]
+ParallelOption = Annotated[
+    int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
+]
+AnalyzeOption = Annotated[bool, typer.Option(help="Write the report at the end.")]
+
 
 def _path(path: Path) -> Path:
     """A path the user gave, made absolute once here: nothing below the CLI depends on the
@@ -100,14 +107,12 @@ def run(
     backend: Annotated[str, typer.Option(help="local | kubernetes")] = "local",
     out: Annotated[Path, typer.Option(help="Results directory.")] = Path("results"),
     resume: Annotated[bool, typer.Option(help="Continue a killed run in OUT.")] = False,
-    parallel: Annotated[
-        int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
-    ] = 1,
+    parallel: ParallelOption = 1,
     namespace: Annotated[
         str | None,
         typer.Option("--namespace", "-n", help=f"{NAMESPACE_HELP} (kubernetes backend)"),
     ] = None,
-    analyze: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    analyze: AnalyzeOption = True,
 ) -> None:
     """Run the campaign to the end, then analyse it."""
     from trainbed.orchestrator.run_command import run_campaign
@@ -175,10 +180,8 @@ def augment(
     run_now: Annotated[
         bool, typer.Option("--run/--no-run", help="Run the new trials now (run --resume).")
     ] = True,
-    parallel: Annotated[
-        int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
-    ] = 1,
-    analyze: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    parallel: ParallelOption = 1,
+    analyze: AnalyzeOption = True,
 ) -> None:
     """Extend a finished fractional or screening campaign with a fold-over block, then run it."""
     from trainbed.orchestrator.augment import augment_campaign
@@ -280,10 +283,7 @@ def worker(
 @_friendly
 def submit(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
-    namespace: Annotated[
-        str | None,
-        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
-    ] = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Create (or update) the Campaign resource in the cluster."""
     from trainbed.orchestrator.kube.commands import submit as _submit
@@ -295,10 +295,7 @@ def submit(
 @_friendly
 def status(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
-    namespace: Annotated[
-        str | None,
-        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
-    ] = None,
+    namespace: NamespaceOption = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow until done.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     trial: Annotated[str | None, typer.Option("--trial", help="Show one trial's record.")] = None,
@@ -322,10 +319,7 @@ def status(
 def logs(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
     trial: Annotated[str, typer.Argument(help="Trial ID.")],
-    namespace: Annotated[
-        str | None,
-        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
-    ] = None,
+    namespace: NamespaceOption = None,
     rank: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Print a trial's worker log."""
@@ -340,10 +334,7 @@ def logs(
 def collect(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
     out: Annotated[Path, typer.Option(help="Local results directory.")],
-    namespace: Annotated[
-        str | None,
-        typer.Option("--namespace", "-n", help=NAMESPACE_HELP),
-    ] = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Copy a campaign's results directory from the cluster's PVC."""
     from trainbed.orchestrator.kube.api import resolve_namespace

@@ -1,0 +1,158 @@
+"""The test cluster as the Kubernetes benchmarks use it.
+
+:func:`real_node_namespace` is a namespace with a results volume on the real node
+(``tests/cluster``), removed afterwards; :func:`kwok_namespace` and :func:`drop_namespace` are
+the same on a kwok-only cluster, where the volume is a static PV that no pod really writes.
+:func:`simulated_campaign` is a campaign of kwok pods that "run" for a set time, and
+:func:`ensure_crd` installs the Campaign CRD the controller watches.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from math import prod
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from benchmarks.campaigns import ROOT
+from tests.cluster import launcher, realnode, realnode_volume
+from trainbed.contract.env import API_VERSION
+from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.crd import campaign_crd
+from trainbed.orchestrator.plan.spec import Campaign, parse_campaign
+
+
+def kubectl_or_exit(prog: str, *args: str) -> str:
+    """Run kubectl (the test cluster's); exit naming ``prog`` and the command if it fails."""
+    done = subprocess.run([launcher.kubectl_path(), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{prog}: kubectl {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextmanager
+def real_node_namespace(prog: str, prefix: str) -> Iterator[str]:
+    """A fresh namespace with a results volume on the test cluster's real node (the CRD
+    applied, ``KUBECONFIG`` set for the CLI); deleted, with its volume, on the way out."""
+    cluster = launcher.running(launcher.STATE)
+    if cluster is None or not realnode.alive(launcher.STATE):
+        sys.exit(f"{prog}: no real node runs for {launcher.STATE}: see docs/real-node.md")
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    crds = str(ROOT / "charts/trainbed/crds")
+    kubectl_or_exit(prog, "apply", "--server-side", "--force-conflicts", "-f", crds)
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl_or_exit(prog, "create", "namespace", namespace)
+    realnode_volume.results_volume(launcher.STATE, namespace)
+    try:
+        yield namespace
+    finally:
+        kubectl_or_exit(prog, "delete", "namespace", namespace, "--wait=false")
+        realnode_volume.delete_volume(launcher.STATE, namespace)
+
+
+def kwok_namespace(api: KubeApi, prefix: str, with_results: bool = True) -> str:
+    """A fresh namespace on a kwok cluster; with a results PVC bound to a static hostPath PV,
+    since the controller mounts one into every pod (kwok never runs them)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    api.core.create_namespace({"metadata": {"name": name}})
+    if not with_results:
+        return name
+    api.core.create_persistent_volume(
+        {
+            "metadata": {"name": f"{name}-results"},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "manual",
+                "hostPath": {"path": f"/tmp/{name}"},
+                "claimRef": {"namespace": name, "name": "trainbed-results"},
+            },
+        }
+    )
+    api.core.create_namespaced_persistent_volume_claim(
+        name,
+        {
+            "metadata": {"name": "trainbed-results"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "manual",
+                "volumeName": f"{name}-results",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    return name
+
+
+def drop_namespace(api: KubeApi, namespace: str, wait_s: float = 300) -> None:
+    """Delete a :func:`kwok_namespace` and its PV; wait until the namespace is gone, so that the
+    next measurement does not share the API server with its garbage collection."""
+    api.core.delete_namespace(namespace)
+    try:
+        api.core.delete_persistent_volume(f"{namespace}-results")
+    except ApiException as err:
+        if err.status != 404:
+            raise
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        try:
+            api.core.read_namespace(namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return
+        time.sleep(1)
+
+
+def simulated_campaign(
+    name: str,
+    factors: list[dict[str, Any]],
+    *,
+    trials: int,
+    concurrency: int,
+    duration: str,
+    cleanup: str,
+) -> Campaign:
+    """A full factorial of ``factors`` replicated to ``trials`` runs (a multiple of the design's
+    size), one rank each, whose kwok pods succeed ``duration`` after they start
+    (``trainbed.io/sim-duration``, played by tests/cluster/kwok-stages.yaml)."""
+    points = prod(len(factor["levels"]) for factor in factors)
+    return parse_campaign(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Campaign",
+            "metadata": {"name": name},
+            "spec": {
+                "design": {"type": "full", "replicates": trials // points, "seed": 1},
+                "factors": factors,
+                "trial": {
+                    "workload": {"dataset": "digits", "parallelism": 1},
+                    "resources": {"cpu": "100m", "memory": "128Mi"},
+                },
+                "execution": {"concurrency": concurrency, "trial_timeout_s": 600},
+                "kubernetes": {
+                    "image": "trainbed:bench",
+                    "cleanup": cleanup,
+                    "pod_annotations": {"trainbed.io/sim-duration": duration},
+                },
+            },
+        }
+    )
+
+
+def ensure_crd(api: KubeApi) -> None:
+    """Install the Campaign CRD (already there: nothing) and give the API server a moment to
+    serve it."""
+    try:
+        client.ApiextensionsV1Api(api.api_client).create_custom_resource_definition(campaign_crd())
+        time.sleep(2)
+    except ApiException as err:
+        if err.status != 409:
+            raise
