@@ -27,7 +27,8 @@ from tests.cluster import launcher, realnode, realnode_volume
 from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.crd import campaign_crd
-from trainbed.orchestrator.plan.spec import Campaign, parse_campaign
+from trainbed.orchestrator.plan.parse import parse_campaign
+from trainbed.orchestrator.plan.spec import Campaign
 
 
 def kubectl_or_exit(prog: str, *args: str) -> str:

@@ -46,11 +46,7 @@ from benchmarks.cluster import drop_namespace, ensure_crd, kwok_namespace, simul
 from tests.cluster import launcher  # noqa: E402
 from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
-from trainbed.orchestrator.kube.manifests import (  # noqa: E402
-    trial_configmap,
-    trial_job,
-    trial_service,
-)
+from trainbed.orchestrator.kube.manifests import trial_configmap, trial_job, trial_service  # noqa: E402
 from trainbed.orchestrator.plan.spec import Campaign  # noqa: E402
 from trainbed.orchestrator.plan.trials import plan_campaign  # noqa: E402
 

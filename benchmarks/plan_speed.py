@@ -21,7 +21,7 @@ from pydoe import fracfact_by_res
 from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.plan import min_aberration
 from trainbed.orchestrator.plan.design import build_design
-from trainbed.orchestrator.plan.spec import parse_campaign
+from trainbed.orchestrator.plan.parse import parse_campaign
 
 TARGETS = {
     "workload.epochs": [1, 2],

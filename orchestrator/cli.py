@@ -78,7 +78,7 @@ def plan(
     """Show the design: runs in run order, levels, generators, defining relation, aliases."""
     from trainbed.orchestrator.plan.design import build_design
     from trainbed.orchestrator.plan.foldover import with_foldover
-    from trainbed.orchestrator.plan.spec import load_campaign
+    from trainbed.orchestrator.plan.parse import load_campaign
     from trainbed.orchestrator.plan.view import plan_json, render_plan
 
     campaign = load_campaign(_path(file))
@@ -302,7 +302,7 @@ def status(
 ) -> None:
     """Show a Campaign's progress: counts, what blocks it, trials in flight, failures."""
     from trainbed.orchestrator.kube.api import resolve_namespace
-    from trainbed.orchestrator.kube.commands import status as _status
+    from trainbed.orchestrator.kube.status_command import status as _status
 
     _status(
         name,

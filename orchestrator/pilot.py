@@ -30,13 +30,13 @@ from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.limits import detect_enforcer
+from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.pilot import (
     campaign_wall_time,
     measure_point,
     pilot_plan,
     predict_trial,
 )
-from trainbed.orchestrator.plan.spec import load_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

@@ -25,7 +25,8 @@ from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.local.network_host import local_network
-from trainbed.orchestrator.plan.spec import Campaign, load_campaign
+from trainbed.orchestrator.plan.parse import load_campaign
+from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

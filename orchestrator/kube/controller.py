@@ -38,9 +38,10 @@ from trainbed.orchestrator.kube.campaign_status import (
 )
 from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
 from trainbed.orchestrator.kube.informer import Informer
-from trainbed.orchestrator.kube.manifests import owner_reference
+from trainbed.orchestrator.kube.metadata import owner_reference
 from trainbed.orchestrator.kube.records import RecordStore, chunk_of, records_selector
-from trainbed.orchestrator.plan.spec import Campaign, parse_campaign
+from trainbed.orchestrator.plan.parse import parse_campaign
+from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

@@ -36,11 +36,11 @@ from trainbed.orchestrator.kube.campaign_status import FAILURES, Blocker, Failur
 from trainbed.orchestrator.kube.informer import Changes, Informer, Obj
 from trainbed.orchestrator.kube.manifests import (
     INDEX_ANNOTATION,
-    job_name,
     trial_configmap,
     trial_job,
     trial_service,
 )
+from trainbed.orchestrator.kube.metadata import job_name
 from trainbed.orchestrator.kube.status import job_finished, observation, trial_status
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.plan.spec import Campaign

@@ -1,10 +1,9 @@
 """Pure converters from a trial to the Kubernetes objects that run it (no API calls here).
 
 The Kubernetes executor and the controller create what these functions return, and ``kubectl
-create -f`` accepts the same dicts, so everything about a trial's pods (names, labels, DDP
-environment, limits, the restricted security profile, how failures count) is decided here, in one
-place, and unit-tested without a cluster. Names are deterministic: creating a trial twice is a
-no-op (AlreadyExists), never a duplicate.
+create -f`` accepts the same dicts, so everything about a trial's pods (DDP environment, limits,
+placement, how failures count) is decided here, in one place, and unit-tested without a
+cluster. Their names, labels and restricted security profile come from :mod:`.metadata`.
 
 A trial is an Indexed ``batch/v1`` Job (one pod per DDP rank, rank = completion index), a headless
 Service whose name is the pods' ``subdomain`` (so rank 0 is reachable as ``<job>-0.<service>``),
@@ -15,29 +14,33 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import PurePosixPath
 from typing import Any
 
 from trainbed.contract.env import (
-    API_VERSION,
     CAMPAIGN_LABEL,
     COLLECTIVE_TIMEOUT,
     DATA,
     ENFORCEMENT,
-    LEVELS_ANNOTATION,
-    MANAGED_BY,
-    MANAGER,
     NODE_NAME,
     RDZV_TIMEOUT,
-    REPLICATE_LABEL,
     TRIAL_LABEL,
-    factor_annotation,
     thread_variables,
 )
-from trainbed.contract.layout import ResultsLayout, TrialLayout
+from trainbed.contract.layout import TrialLayout
 from trainbed.contract.quantity import threads_for_cpu
 from trainbed.contract.trial import TrialSpec
+from trainbed.orchestrator.kube.metadata import (
+    container_security_context,
+    job_name,
+    level_annotations,
+    master_addr,
+    object_metadata,
+    pod_security_context,
+    service_name,
+    trial_dir,
+    trial_labels,
+)
 from trainbed.orchestrator.plan.spec import Campaign, KubernetesSettings
 
 #: Where the trial's ConfigMap is mounted; the worker reads its trial.json there.
@@ -50,8 +53,6 @@ CONTAINER = "worker"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 #: Exit code of a container the kernel OOM-killed (SIGKILL); recorded as ``oom_killed``.
 OOM_EXIT_CODE = 137
-#: The non-root user and group the image creates (Dockerfile) and the pods run as.
-RUN_AS = 1000
 #: ``threads_for_cpu``'s cap when the node's core count is unknown: the CPU limit decides alone.
 _ANY_CORES = 1024
 #: Seconds a rank waits for the others at the rendezvous: the pods of a trial start together,
@@ -60,135 +61,6 @@ RDZV_TIMEOUT_S = 300
 #: Seconds a collective may wait for a peer: a rank whose peer's pod was deleted fails then,
 #: rather than waiting for the Job's deadline (a dead peer's closed connection ends it sooner).
 COLLECTIVE_TIMEOUT_S = 120
-
-_ANNOTATION_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-
-
-# --- names and metadata ----------------------------------------------------------------------
-
-
-def job_name(campaign: str, trial_id: str) -> str:
-    """The Job's name, also the Service's and the ConfigMap's: ``<campaign>-<trial_id>``.
-
-    Campaign names are DNS labels of at most 40 characters starting with a letter and trial IDs
-    are "t" + 10 hex digits, so this is a DNS-1035 label of at most 52 characters.
-    """
-    name = f"{campaign}-{trial_id}"
-    assert len(name) <= 63, name
-    return name
-
-
-def service_name(campaign: str, trial_id: str) -> str:
-    """The headless Service's name; it is the pods' ``subdomain``, hence the DNS of each rank."""
-    return job_name(campaign, trial_id)
-
-
-def master_addr(campaign: str, trial_id: str) -> str:
-    """Rank 0's DNS name: Indexed Jobs name pod hostnames ``<job>-<index>``."""
-    return f"{job_name(campaign, trial_id)}-0.{service_name(campaign, trial_id)}"
-
-
-def trial_dir(campaign: Campaign, trial_id: str) -> str:
-    """The trial's directory on the results PVC, as the pods see it (results-dir contract)."""
-    mount = PurePosixPath(campaign.spec.kubernetes.results_path)
-    return str(ResultsLayout.under(mount, campaign.name).trial(trial_id).root)
-
-
-def campaign_labels(campaign: str) -> dict[str, str]:
-    """Labels every object of a campaign carries; ``trainbed.io/campaign`` selects them all."""
-    return {
-        "app.kubernetes.io/name": "trainbed",
-        "app.kubernetes.io/instance": campaign,
-        MANAGED_BY: MANAGER,
-        CAMPAIGN_LABEL: campaign,
-    }
-
-
-def trial_labels(trial: TrialSpec) -> dict[str, str]:
-    """Labels of a trial's Job, pods, Service and ConfigMap (DESIGN: Kubernetes conventions)."""
-    return {
-        **campaign_labels(trial.campaign),
-        "app.kubernetes.io/component": "worker",
-        TRIAL_LABEL: trial.trial_id,
-        REPLICATE_LABEL: str(trial.replicate),
-    }
-
-
-def _level_text(level: Any) -> str:
-    """A level as an annotation value: strings as written, anything else as JSON."""
-    return level if isinstance(level, str) else json.dumps(level)
-
-
-def level_annotations(trial: TrialSpec) -> dict[str, str]:
-    """The trial's factor levels: all of them as JSON, plus one readable key per factor.
-
-    Factor names may end in ``_`` or exceed 63 characters, which annotation names may not; such a
-    per-factor key is trimmed, and ``trainbed.io/levels`` always holds the exact levels.
-    """
-    annotations = {LEVELS_ANNOTATION: json.dumps(trial.levels, sort_keys=True)}
-    for factor, level in trial.levels.items():
-        name = f"level.{factor}"[:63].rstrip("_.-")
-        if _ANNOTATION_NAME.match(name):
-            annotations[factor_annotation(name)] = _level_text(level)
-    return annotations
-
-
-def owner_reference(campaign_object: dict[str, Any]) -> dict[str, Any]:
-    """An ownerReference to a Campaign object read from the API (it needs ``metadata.uid``).
-
-    Deleting the Campaign then garbage-collects its trials' objects. ``blockOwnerDeletion`` is
-    left unset: it would need ``update`` on ``campaigns/finalizers`` where the
-    OwnerReferencesPermissionEnforcement admission plugin is on, a verb the controller lacks.
-    """
-    metadata = campaign_object["metadata"]
-    return {
-        "apiVersion": campaign_object.get("apiVersion", API_VERSION),
-        "kind": campaign_object.get("kind", "Campaign"),
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": True,
-    }
-
-
-def object_metadata(
-    name: str,
-    namespace: str,
-    labels: dict[str, str],
-    *,
-    annotations: dict[str, str] | None = None,
-    owner: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``metadata`` of a namespaced object; an owner reference makes it garbage-collected."""
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    if owner is not None:
-        metadata["ownerReferences"] = [dict(owner)]
-    return metadata
-
-
-# --- the restricted profile -----------------------------------------------------------------
-
-
-def pod_security_context() -> dict[str, Any]:
-    """Pod-level settings of the "restricted" Pod Security Standard, as the image's user."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def container_security_context() -> dict[str, Any]:
-    """Container-level restricted settings; a read-only root, so writable paths are volumes."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-    }
 
 
 # --- the trial -------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ it never runs undelayed while its levels say otherwise. Pure.
 from __future__ import annotations
 
 from trainbed.contract.errors import SpecError
-from trainbed.orchestrator.plan.spec import Campaign, network_fields
+from trainbed.orchestrator.plan.checks import network_fields
+from trainbed.orchestrator.plan.spec import Campaign
 
 LATENCY_REFUSAL = (
     "resources.latency cannot be enforced on Kubernetes: adding delay needs tc netem (NET_ADMIN) "

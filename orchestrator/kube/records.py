@@ -24,7 +24,7 @@ from typing import Any
 from trainbed.contract.env import CAMPAIGN_LABEL
 from trainbed.contract.errors import ClusterError
 from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.manifests import campaign_labels, object_metadata
+from trainbed.orchestrator.kube.metadata import campaign_labels, object_metadata
 
 #: Trials per records ConfigMap. A record is at most ~800 bytes (the reason is capped at
 #: REASON_CHARS), so a chunk stays far below the 1 MiB a ConfigMap may hold.

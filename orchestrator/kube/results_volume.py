@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainbed.contract.env import MANAGED_BY, MANAGER
-from trainbed.orchestrator.kube.manifests import (
+from trainbed.orchestrator.kube.metadata import (
     campaign_labels,
     container_security_context,
     object_metadata,

@@ -10,11 +10,9 @@ running behind it; the partial output is moved aside when ``--resume`` reruns th
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from trainbed.contract.env import (
-    COLLECTIVE_TIMEOUT,
-    ENFORCEMENT,
-    RDZV_TIMEOUT,
-    thread_variables,
-)
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples
@@ -42,53 +34,14 @@ from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
 from trainbed.orchestrator.local.network import NetworkPlan, wants_network
 from trainbed.orchestrator.local.network_host import HostNetwork
+from trainbed.orchestrator.local.rank_process import free_port, rank_environment, rank_preexec
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 
-_PR_SET_PDEATHSIG = 1
-_CLONE_NEWNET = 0x40000000
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 #: How long the other ranks get to notice a dead peer and record it, before they are killed.
 PEER_GRACE_S = 20.0
 #: How long a stopped trial gets between SIGTERM and SIGKILL.
 STOP_GRACE_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rank_environment(
-    base: dict[str, str],
-    *,
-    rank: int,
-    world_size: int,
-    port: int,
-    limits: RankLimits,
-    enforcement: dict[str, Any],
-    collective_timeout_s: float,
-    network_env: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """The environment of one rank: torchrun-style variables plus thread and limit settings;
-    in a trial network, rank 0's address and the interface gloo uses (``network_env``)."""
-    env = {k: v for k, v in base.items() if not k.startswith("PET_")}
-    env.pop("JOB_COMPLETION_INDEX", None)
-    env.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(network_env or {})
-    env.update(thread_variables(limits.threads))
-    env[ENFORCEMENT] = json.dumps(enforcement, sort_keys=True)
-    env.setdefault(COLLECTIVE_TIMEOUT, str(collective_timeout_s))
-    env.setdefault(RDZV_TIMEOUT, "120")
-    return env
 
 
 @dataclass
@@ -131,38 +84,6 @@ class _Trial:
             mean = sum(self.loads) / len(self.loads)
             samples = LoadSamples(mean=mean, max=max(self.loads), samples=len(self.loads))
         return {"concurrent_trials": sorted(self.overlap), "load_samples": samples}
-
-
-def _preexec(paths: list[Path], cpus: tuple[int, ...] | None, netns: str | None = None) -> Any:
-    """Runs in the child between fork and exec: die with the driver, enter the rank's network
-    namespace (a shaped trial), join the cgroups, pin."""
-
-    parent = os.getpid()
-
-    def setup() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:
-                # the driver died between fork and prctl: the death signal will never come
-                os._exit(1)
-        if netns is not None:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if _LIBC is None or _LIBC.setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
-            finally:
-                os.close(fd)
-        pid = str(os.getpid()).encode()
-        for path in paths:
-            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        if cpus:
-            os.sched_setaffinity(0, set(cpus))
-
-    return setup
 
 
 class LocalExecutor:
@@ -279,7 +200,7 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=directory,
-                preexec_fn=_preexec(  # noqa: PLW1509 - see _preexec
+                preexec_fn=rank_preexec(  # noqa: PLW1509 - see _preexec
                     group.paths, pin, network.ranks[rank].netns if network else None
                 ),
                 process_group=0,

@@ -40,7 +40,8 @@ from trainbed.orchestrator.local.network import (
     read_egress,
     wants_network,
 )
-from trainbed.orchestrator.plan.spec import Campaign, network_fields
+from trainbed.orchestrator.plan.checks import network_fields
+from trainbed.orchestrator.plan.spec import Campaign
 
 CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 #: How long the delay line may take to bind its queues (a Python start-up, no torch).

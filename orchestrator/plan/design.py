@@ -32,6 +32,7 @@ from trainbed.orchestrator.plan.aliasing import (
     resolution,
     word_length_pattern,
 )
+from trainbed.orchestrator.plan.checks import and_list
 from trainbed.orchestrator.plan.doe import fracfact, fullfact
 from trainbed.orchestrator.plan.foldover import (
     confounded_with_blocks,
@@ -46,7 +47,7 @@ from trainbed.orchestrator.plan.screening import (
     partial_aliases,
     screening_matrix,
 )
-from trainbed.orchestrator.plan.spec import Campaign, DesignSpec, and_list
+from trainbed.orchestrator.plan.spec import Campaign, DesignSpec
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,8 +14,9 @@ from typing import Any
 
 from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS, coded_column
 from trainbed.contract.trial import TrialSettings, TrialSpec
+from trainbed.orchestrator.plan.checks import apply_levels
 from trainbed.orchestrator.plan.design import Design, Run, build_design
-from trainbed.orchestrator.plan.spec import Campaign, apply_levels
+from trainbed.orchestrator.plan.spec import Campaign
 
 
 def trial_seed(base_seed: int, trial_id: str) -> int:

@@ -28,7 +28,7 @@ from trainbed.orchestrator.kube.commands import campaign_object
 from trainbed.orchestrator.kube.controller import Controller
 from trainbed.orchestrator.kube.crd import campaign_crd
 from trainbed.orchestrator.kube.records import RecordStore
-from trainbed.orchestrator.plan.spec import parse_campaign
+from trainbed.orchestrator.plan.parse import parse_campaign
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 

@@ -24,7 +24,7 @@ from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.commands import campaign_object
 from trainbed.orchestrator.kube.informer import Changes, Informer
 from trainbed.orchestrator.kube.records import records_selector
-from trainbed.orchestrator.plan.spec import parse_campaign
+from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(3600)]

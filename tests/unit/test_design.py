@@ -20,7 +20,7 @@ from trainbed.orchestrator.plan.aliasing import (
     resolution,
 )
 from trainbed.orchestrator.plan.design import build_design
-from trainbed.orchestrator.plan.spec import parse_campaign
+from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import design_csv, trial_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,7 +180,7 @@ def test_alias_groups_for_half_fraction() -> None:
 
 
 def test_design_csv_columns_and_trial_spec() -> None:
-    from trainbed.orchestrator.plan.spec import load_campaign
+    from trainbed.orchestrator.plan.parse import load_campaign
 
     c = load_campaign(SEED001)
     design = build_design(c)
@@ -216,7 +216,7 @@ def test_design_errors_name_the_file(tmp_path: Path) -> None:
     import yaml
 
     from trainbed.contract.errors import DesignError
-    from trainbed.orchestrator.plan.spec import load_campaign
+    from trainbed.orchestrator.plan.parse import load_campaign
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(campaign(4, {"type": "fractional", "resolution": 5})))

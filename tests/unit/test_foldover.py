@@ -25,7 +25,7 @@ from trainbed.orchestrator.augment import extend_campaign
 from trainbed.orchestrator.cli import app
 from trainbed.orchestrator.plan.design import build_design
 from trainbed.orchestrator.plan.foldover import resolve_fold, with_foldover
-from trainbed.orchestrator.plan.spec import load_campaign, parse_campaign
+from trainbed.orchestrator.plan.parse import load_campaign, parse_campaign
 from trainbed.orchestrator.plan.trials import design_csv, plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

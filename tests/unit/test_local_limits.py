@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from trainbed.contract.trial import Resources
-from trainbed.orchestrator.local.executor import rank_environment
 from trainbed.orchestrator.local.limits import cfs_quota_us, cpu_max, plan_limits
+from trainbed.orchestrator.local.rank_process import rank_environment
 
 
 @pytest.mark.parametrize(

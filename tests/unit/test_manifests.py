@@ -19,9 +19,10 @@ from kubernetes_validate.utils import latest_version
 from trainbed.contract.env import ENFORCEMENT
 from trainbed.contract.errors import SpecError
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.kube import manifests, results_volume
+from trainbed.orchestrator.kube import manifests, metadata, results_volume
 from trainbed.orchestrator.plan.design import build_design
-from trainbed.orchestrator.plan.spec import Campaign, load_campaign, parse_campaign
+from trainbed.orchestrator.plan.parse import load_campaign, parse_campaign
+from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import trial_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +97,7 @@ IDS = [case[0] for case in CASES]
 
 
 def _render(campaign: Campaign, trial: TrialSpec) -> dict[str, dict[str, Any]]:
-    owner = manifests.owner_reference(OWNER)
+    owner = metadata.owner_reference(OWNER)
     return {
         "job": manifests.trial_job(campaign, trial, namespace=NAMESPACE, owner=owner),
         "service": manifests.trial_service(campaign, trial, namespace=NAMESPACE, owner=owner),
@@ -304,9 +305,9 @@ def test_configmap_holds_the_trial(case: str, campaign: Campaign, trial: TrialSp
     ("campaign", "trial_id"), [("a", "t0123456789"), ("a" * 40, "tffffffffff")]
 )
 def test_job_name_is_a_dns_label(campaign: str, trial_id: str) -> None:
-    name = manifests.job_name(campaign, trial_id)
+    name = metadata.job_name(campaign, trial_id)
     assert len(name) <= 63 and name[0].isalpha() and name == name.lower()
-    assert manifests.master_addr(campaign, trial_id) == f"{name}-0.{name}"
+    assert metadata.master_addr(campaign, trial_id) == f"{name}-0.{name}"
 
 
 @pytest.mark.parametrize(

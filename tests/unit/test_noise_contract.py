@@ -13,7 +13,7 @@ from trainbed.contract.noise import Calibration, HostSample, LoadSamples, RankNo
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.kube import manifests
-from trainbed.orchestrator.plan.spec import load_campaign
+from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 
 ROOT = Path(__file__).resolve().parents[2]

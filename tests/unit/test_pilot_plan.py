@@ -9,6 +9,7 @@ import pytest
 
 from trainbed.contract.pilot import PilotRecord, PointMeasure, read_pilot, write_pilot
 from trainbed.contract.records import EpochRecord, Result
+from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.pilot import (
     PILOT_PREFIX,
     campaign_wall_time,
@@ -17,7 +18,6 @@ from trainbed.orchestrator.plan.pilot import (
     planned_epochs,
     predict_trial,
 )
-from trainbed.orchestrator.plan.spec import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 from tests.unit.test_cli_imports import HEAVY, _modules_after
 from trainbed.orchestrator.cli import app
 from trainbed.orchestrator.plan.design import build_design
+from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.screening import (
     generalized_resolution,
     pb_matrix,
     screening_matrix,
 )
-from trainbed.orchestrator.plan.spec import parse_campaign
 
 TARGETS = {
     "workload.epochs": [1, 2],
