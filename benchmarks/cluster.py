@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from benchmarks.campaigns import ROOT
 from tests.cluster import launcher, realnode, realnode_volume
+from tests.cluster.kwok_volume import bound_results_volume, volume_name
 from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.crd import campaign_crd
@@ -64,32 +65,8 @@ def kwok_namespace(api: KubeApi, prefix: str, with_results: bool = True) -> str:
     since the controller mounts one into every pod (kwok never runs them)."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     api.core.create_namespace({"metadata": {"name": name}})
-    if not with_results:
-        return name
-    api.core.create_persistent_volume(
-        {
-            "metadata": {"name": f"{name}-results"},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "manual",
-                "hostPath": {"path": f"/tmp/{name}"},
-                "claimRef": {"namespace": name, "name": "trainbed-results"},
-            },
-        }
-    )
-    api.core.create_namespaced_persistent_volume_claim(
-        name,
-        {
-            "metadata": {"name": "trainbed-results"},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "manual",
-                "volumeName": f"{name}-results",
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
+    if with_results:
+        bound_results_volume(api, name)
     return name
 
 
@@ -98,7 +75,7 @@ def drop_namespace(api: KubeApi, namespace: str, wait_s: float = 300) -> None:
     next measurement does not share the API server with its garbage collection."""
     api.core.delete_namespace(namespace)
     try:
-        api.core.delete_persistent_volume(f"{namespace}-results")
+        api.core.delete_persistent_volume(volume_name(namespace))
     except ApiException as err:
         if err.status != 404:
             raise

@@ -23,6 +23,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.cluster.kwok_volume import bound_results_volume, volume_name
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.commands import campaign_object
 from trainbed.orchestrator.kube.controller import Controller
@@ -83,35 +84,10 @@ def namespace(api: KubeApi) -> Iterator[str]:
             }
         }
     )
-    pv = f"{name}-results"
-    api.core.create_persistent_volume(
-        {
-            "metadata": {"name": pv},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "storageClassName": "manual",
-                "hostPath": {"path": f"/tmp/{pv}"},
-                "claimRef": {"namespace": name, "name": "trainbed-results"},
-            },
-        }
-    )
-    api.core.create_namespaced_persistent_volume_claim(
-        name,
-        {
-            "metadata": {"name": "trainbed-results"},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "manual",
-                "volumeName": pv,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
+    bound_results_volume(api, name)
     yield name
     api.core.delete_namespace(name)
-    api.core.delete_persistent_volume(pv)
+    api.core.delete_persistent_volume(volume_name(name))
 
 
 def seed001(
