@@ -50,7 +50,7 @@ def assess_noise(results: Results, policy: NoisePolicy, out: Path) -> NoiseAsses
         "Each trial timed a fixed matrix multiply under its own CPU limit before and after it "
         "ran, and recorded its hosts' load (`noise.csv`). A trial is flagged when its "
         f"calibration is more than {limit} from the median of the trials with its CPU limit "
-        f"(or changed more than {limit} over the trial), when other work used "
+        f"(or changed more than {limit} over the trial, every repeat moved), when other work used "
         f"{policy.contention_cores:g}+ cores on its host, a rank waited for a CPU "
         f"{policy.wait_pct:g}%+ of the time beyond its quota, steal reached "
         f"{policy.steal_pct:g}% or iowait {policy.iowait_pct:g}%, or another trial ran at "
