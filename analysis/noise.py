@@ -224,7 +224,7 @@ def noise_frame(
                 "node": "+".join(nodes) if nodes else "",
             }
         )
-    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else [])
+    frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=NOISE_COLUMNS)
     frame["_group"] = frame["trial_id"].map(lambda t: str(groups[t]))

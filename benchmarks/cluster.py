@@ -3,8 +3,7 @@
 :func:`real_node_namespace` is a namespace with a results volume on the real node
 (``tests/cluster``), removed afterwards; :func:`kwok_namespace` and :func:`drop_namespace` are
 the same on a kwok-only cluster, where the volume is a static PV that no pod really writes.
-:func:`simulated_campaign` is a campaign of kwok pods that "run" for a set time, and
-:func:`ensure_crd` installs the Campaign CRD the controller watches.
+:func:`simulated_campaign` is a campaign of kwok pods that "run" for a set time.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from contextlib import contextmanager
 from math import prod
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from benchmarks.campaigns import ROOT
@@ -27,7 +25,6 @@ from tests.cluster import launcher, realnode, realnode_volume
 from tests.cluster.kwok_volume import bound_results_volume, volume_name
 from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.crd import campaign_crd
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.spec import Campaign
 
@@ -123,14 +120,3 @@ def simulated_campaign(
             },
         }
     )
-
-
-def ensure_crd(api: KubeApi) -> None:
-    """Install the Campaign CRD (already there: nothing) and give the API server a moment to
-    serve it."""
-    try:
-        client.ApiextensionsV1Api(api.api_client).create_custom_resource_definition(campaign_crd())
-        time.sleep(2)
-    except ApiException as err:
-        if err.status != 409:
-            raise

@@ -26,8 +26,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cluster import drop_namespace, ensure_crd, kwok_namespace, simulated_campaign  # noqa: E402
+from benchmarks.cluster import drop_namespace, kwok_namespace, simulated_campaign  # noqa: E402
 from tests.cluster import launcher  # noqa: E402
+from tests.cluster.campaign_crd import install_campaign_crd  # noqa: E402
 from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
 from trainbed.orchestrator.kube.controller import Controller  # noqa: E402
@@ -129,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     cluster = launcher.up(nodes=args.nodes)
     api = KubeApi.from_environment(str(cluster.kubeconfig))
-    ensure_crd(api)
+    install_campaign_crd(api)
     ratios = []
     for i in range(args.repeats):
         controller_s = time_controller(api, args.trials)

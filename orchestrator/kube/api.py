@@ -25,11 +25,9 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from trainbed.contract.env import API_VERSION, GROUP
+from trainbed.contract.env import GROUP, PLURAL, VERSION
 from trainbed.contract.errors import ClusterError, UserError
 
-VERSION = API_VERSION.split("/", 1)[1]
-PLURAL = "campaigns"
 MERGE_PATCH = "application/merge-patch+json"
 #: Connections kept open: the informers' watches plus the trial-creation thread pool.
 POOL_SIZE = 32

@@ -28,10 +28,9 @@ from typing import Any
 
 import yaml
 
-from trainbed.orchestrator.plan.spec import API_VERSION, KIND, CampaignSpec
+from trainbed.contract.env import GROUP, PLURAL, VERSION
+from trainbed.orchestrator.plan.spec import KIND, CampaignSpec
 
-GROUP, VERSION = API_VERSION.split("/")
-PLURAL = "campaigns"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
 _SCALARS = {"string", "integer", "number", "boolean"}

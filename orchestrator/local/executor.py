@@ -200,7 +200,7 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=directory,
-                preexec_fn=rank_preexec(  # noqa: PLW1509 - see _preexec
+                preexec_fn=rank_preexec(  # noqa: PLW1509 - see rank_preexec
                     group.paths, pin, network.ranks[rank].netns if network else None
                 ),
                 process_group=0,

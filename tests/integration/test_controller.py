@@ -20,14 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from tests.cluster.campaign_crd import install_campaign_crd
 from tests.cluster.kwok_volume import bound_results_volume, volume_name
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.commands import campaign_object
 from trainbed.orchestrator.kube.controller import Controller
-from trainbed.orchestrator.kube.crd import campaign_crd
 from trainbed.orchestrator.kube.records import RecordStore
 from trainbed.orchestrator.plan.parse import parse_campaign
 
@@ -37,35 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED001 = ROOT / "experiments" / "fmnist-2k1.yaml"
 
 
-def install_crd(ext: client.ApiextensionsV1Api, crd: dict[str, Any]) -> None:
-    """Create the CRD, or bring an older one (a cluster reused across sessions) up to date."""
-    try:
-        ext.create_custom_resource_definition(crd)
-    except ApiException as err:
-        if err.status != 409:
-            raise
-        current = ext.read_custom_resource_definition(crd["metadata"]["name"])
-        body = {
-            **crd,
-            "metadata": {**crd["metadata"], "resourceVersion": current.metadata.resource_version},
-        }
-        ext.replace_custom_resource_definition(crd["metadata"]["name"], body)
-
-
 @pytest.fixture(scope="module")
 def api(cluster: Any) -> KubeApi:
     api = KubeApi.from_environment(str(cluster.kubeconfig))
-    ext = client.ApiextensionsV1Api(api.api_client)
-    crd = campaign_crd()
-    install_crd(ext, crd)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        got = ext.read_custom_resource_definition(crd["metadata"]["name"])
-        if any(c.type == "Established" and c.status == "True" for c in got.status.conditions or []):
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the Campaign CRD never became Established")
+    install_campaign_crd(api)
     return api
 
 

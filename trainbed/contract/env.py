@@ -44,8 +44,11 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # --- Kubernetes labels and annotations --------------------------------------------------------
 
 GROUP = "trainbed.io"
+#: The Campaign resource's version and plural: its REST path is /apis/GROUP/VERSION/.../PLURAL.
+VERSION = "v1alpha1"
+PLURAL = "campaigns"
 #: The Campaign resource's apiVersion (the campaign file's first line).
-API_VERSION = f"{GROUP}/v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 CAMPAIGN_LABEL = f"{GROUP}/campaign"
 TRIAL_LABEL = f"{GROUP}/trial"
 REPLICATE_LABEL = f"{GROUP}/replicate"
