@@ -3,7 +3,6 @@
 :func:`real_node_namespace` is a namespace with a results volume on the real node
 (``tests/cluster``), removed afterwards; :func:`kwok_namespace` and :func:`drop_namespace` are
 the same on a kwok-only cluster, where the volume is a static PV that no pod really writes.
-:func:`simulated_campaign` is a campaign of kwok pods that "run" for a set time.
 """
 
 from __future__ import annotations
@@ -15,18 +14,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from math import prod
-from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from benchmarks.campaigns import ROOT
 from tests.cluster import launcher, realnode, realnode_volume
 from tests.cluster.kwok_volume import bound_results_volume, volume_name
-from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.plan.parse import parse_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 
 
 def kubectl_or_exit(prog: str, *args: str) -> str:
@@ -84,39 +78,3 @@ def drop_namespace(api: KubeApi, namespace: str, wait_s: float = 300) -> None:
             if err.status == 404:
                 return
         time.sleep(1)
-
-
-def simulated_campaign(
-    name: str,
-    factors: list[dict[str, Any]],
-    *,
-    trials: int,
-    concurrency: int,
-    duration: str,
-    cleanup: str,
-) -> Campaign:
-    """A full factorial of ``factors`` replicated to ``trials`` runs (a multiple of the design's
-    size), one rank each, whose kwok pods succeed ``duration`` after they start
-    (``trainbed.io/sim-duration``, played by tests/cluster/kwok-stages.yaml)."""
-    points = prod(len(factor["levels"]) for factor in factors)
-    return parse_campaign(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Campaign",
-            "metadata": {"name": name},
-            "spec": {
-                "design": {"type": "full", "replicates": trials // points, "seed": 1},
-                "factors": factors,
-                "trial": {
-                    "workload": {"dataset": "digits", "parallelism": 1},
-                    "resources": {"cpu": "100m", "memory": "128Mi"},
-                },
-                "execution": {"concurrency": concurrency, "trial_timeout_s": 600},
-                "kubernetes": {
-                    "image": "trainbed:bench",
-                    "cleanup": cleanup,
-                    "pod_annotations": {"trainbed.io/sim-duration": duration},
-                },
-            },
-        }
-    )

@@ -26,9 +26,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cluster import drop_namespace, kwok_namespace, simulated_campaign  # noqa: E402
+from benchmarks.cluster import drop_namespace, kwok_namespace  # noqa: E402
 from tests.cluster import launcher  # noqa: E402
 from tests.cluster.campaign_crd import install_campaign_crd  # noqa: E402
+from tests.cluster.simulated import simulated_campaign  # noqa: E402
 from trainbed.orchestrator.kube.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.commands import campaign_object  # noqa: E402
 from trainbed.orchestrator.kube.controller import Controller  # noqa: E402

@@ -17,6 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.cluster import launcher
+from tests.cluster.simulated import SIM_DURATION
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster"
@@ -80,7 +81,7 @@ def test_indexed_job_runs_on_kwok_nodes(api: client.ApiClient, namespace: str) -
                 "parallelism": 2,
                 "completionMode": "Indexed",
                 "template": {
-                    "metadata": {"annotations": {"trainbed.io/sim-duration": "2s"}},
+                    "metadata": {"annotations": {SIM_DURATION: "2s"}},
                     "spec": {**RESTRICTED_POD, "restartPolicy": "Never"},
                 },
             },

@@ -23,6 +23,7 @@ import yaml
 
 from tests.cluster.campaign_crd import install_campaign_crd
 from tests.cluster.kwok_volume import bound_results_volume, volume_name
+from tests.cluster.simulated import SIM_DURATION
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.commands import campaign_object
 from trainbed.orchestrator.kube.controller import Controller
@@ -77,7 +78,7 @@ def seed001(
     data["spec"]["execution"]["trial_timeout_s"] = 300
     data["spec"]["kubernetes"] = {
         "image": "trainbed:test",
-        "pod_annotations": {"trainbed.io/sim-duration": duration},
+        "pod_annotations": {SIM_DURATION: duration},
         **kube,
     }
     return campaign_object(parse_campaign(data), namespace)

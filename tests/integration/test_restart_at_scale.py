@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.simulated import simulated_campaign
 from tests.integration.test_controller import api, namespace  # noqa: F401
-from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.commands import campaign_object
 from trainbed.orchestrator.kube.informer import Changes, Informer
@@ -33,28 +33,16 @@ NAME = "restarts"
 
 
 def big_campaign(ns: str) -> dict[str, Any]:
-    spec = parse_campaign(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Campaign",
-            "metadata": {"name": NAME},
-            "spec": {
-                "design": {"type": "full", "replicates": TRIALS // 5, "seed": 7},
-                "factors": [
-                    {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}
-                ],
-                "trial": {
-                    "workload": {"dataset": "digits", "parallelism": 1},
-                    "resources": {"cpu": "100m", "memory": "128Mi"},
-                },
-                "execution": {"concurrency": 200, "trial_timeout_s": 1800},
-                "kubernetes": {
-                    "image": "trainbed:test",
-                    "cleanup": "delete",
-                    "pod_annotations": {"trainbed.io/sim-duration": "1s"},
-                },
-            },
-        }
+    spec = simulated_campaign(
+        NAME,
+        [{"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}],
+        trials=TRIALS,
+        concurrency=200,
+        duration="1s",
+        cleanup="delete",
+        seed=7,
+        image="trainbed:test",
+        trial_timeout_s=1800,
     )
     return campaign_object(spec, ns)
 

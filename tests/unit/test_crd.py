@@ -17,6 +17,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
+from tests.cluster.simulated import SIM_DURATION
 from trainbed.orchestrator.kube.crd import campaign_crd, campaign_crd_yaml, structural_schema
 from trainbed.orchestrator.plan.spec import Campaign
 
@@ -148,7 +149,7 @@ CHANGES = [
     ("spec.trial.workload.sync_period", None, True),
     ("spec.trial.workload.target_accuracy", None, True),
     ("spec.trial.workload.target_accuracy", {"threshold": 0.9, "max_epochs": None}, True),
-    ("spec.kubernetes.pod_annotations", {"trainbed.io/sim-duration": "5s"}, True),
+    ("spec.kubernetes.pod_annotations", {SIM_DURATION: "5s"}, True),
     ("spec.execution.trial_timeout_s", 0.5, True),
     ("spec.execution.trial_timeout_s", 0, False),
     ("spec.trial.workload.model", "VGG", False),

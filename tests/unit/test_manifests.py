@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import latest_version
 
+from tests.cluster.simulated import SIM_DURATION
 from trainbed.contract.env import ENFORCEMENT
 from trainbed.contract.errors import SpecError
 from trainbed.contract.trial import TrialSpec
@@ -76,7 +77,7 @@ def _single_rank() -> Campaign:
         "results_pvc": "res",
         "results_path": "/data/results/",
         "master_port": 23456,
-        "pod_annotations": {"trainbed.io/sim-duration": "5s"},
+        "pod_annotations": {SIM_DURATION: "5s"},
         "node_selector": PLACEMENT["nodeSelector"],
         "tolerations": PLACEMENT["tolerations"],
     }
