@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from trainbed.analysis import tables
 from trainbed.analysis.load import Results
 from trainbed.analysis.noise import NoisePolicy, has_records, noise_frame, read_noise
-from trainbed.analysis.tables import markdown as md_table
 from trainbed.analysis.text import records
 
 
@@ -59,7 +59,7 @@ def assess_noise(results: Results, policy: NoisePolicy, out: Path) -> NoiseAsses
     md.append(f"**{len(flagged)} of {len(frame)} trials flagged.**\n\n")
     shown = frame[frame["flagged"]] if len(flagged) else frame.iloc[0:0]
     md.append(
-        md_table(
+        tables.markdown(
             shown[
                 [
                     "trial_id",

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainbed.analysis import tables
 from trainbed.analysis.adjusted import AdjustedFit, adjusted_fit, block_columns
 from trainbed.analysis.advisor import Advice, Target, advise, parse_target
 from trainbed.analysis.anova import Fit, NotFittable, fit_response
@@ -32,7 +33,6 @@ from trainbed.analysis.prediction import (
     predicted_vs_measured,
 )
 from trainbed.analysis.robust import normality_advice, point_medians
-from trainbed.analysis.tables import markdown as md_table
 from trainbed.analysis.text import json_safe, records
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import ResultsLayout
@@ -141,11 +141,11 @@ def trust_sections(
                     f"log({response}) model: {log_fit.n} runs, R² = {log_fit.r2:.4f}"
                     + (f", Shapiro-Wilk p = {log_fit.shapiro[1]:.3g}" if log_fit.shapiro else "")
                     + " (effects are on the log scale: exp(2q) is the high/low ratio)\n\n"
-                    + md_table(_effects_brief(log_fit))
+                    + tables.markdown(_effects_brief(log_fit))
                     + "\n"
                 )
                 entry["log_model"] = records(_effects_brief(log_fit))
-        md.append(md_table(table))
+        md.append(tables.markdown(table))
         robust[response] = entry
     data["robust"] = robust
 
@@ -180,9 +180,9 @@ def trust_sections(
             md.append(
                 f"With {what} ({found.n} runs, error df = {found.df_resid}); `q_plain` is the "
                 "coefficient without it.\n\n"
-                + md_table(found.effects)
+                + tables.markdown(found.effects)
                 + "\n"
-                + md_table(found.extra)
+                + tables.markdown(found.extra)
             )
         data["adjusted"] = {
             r: (f if isinstance(f, str) else records(pd.concat([f.effects, f.extra])))
@@ -222,7 +222,7 @@ def _advisor_table(advices: list[Advice], options: QualityOptions) -> str:
         "*Expected*: the half-width is on target when the next campaign's error equals this "
         f"one's. *Assured* (recommended): it is on target with probability "
         f"{options.assurance:.0%}, counting the uncertainty of both error estimates "
-        "(F quantile).\n\n" + md_table(pd.DataFrame(rows))
+        "(F quantile).\n\n" + tables.markdown(pd.DataFrame(rows))
     )
 
 
@@ -289,7 +289,7 @@ def _prediction_table(
             f"launch), measured {span:.0f} s from the first trial's start to the last one's "
             "finish (the workers' clocks: the first launch is not in it)."
         )
-    md.append("\n\n" + md_table(frame))
+    md.append("\n\n" + tables.markdown(frame))
     return "".join(md)
 
 
