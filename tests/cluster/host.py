@@ -17,6 +17,31 @@ class HostError(RuntimeError):
     """Something the host lacks or refused; the message is one line that says what."""
 
 
+class NoRoom(HostError):
+    """Too little free disk for a step, found before the step wrote anything."""
+
+
+#: Free space kept beyond a step's own need, for what runs beside and after it (logs, results,
+#: pytest's temporary folders): the last CI run filled the disk and failed tests that had
+#: nothing to do with the step.
+ROOM_MARGIN = 2 * 10**9
+
+
+def require_room(path: Path, need: int, what: str) -> None:
+    """Raise NoRoom unless the filesystem that holds ``path`` has ``need`` bytes free beyond
+    ``ROOM_MARGIN``. A step that would fill the disk then stops before it starts, with one line
+    that says how much it needs, rather than half-way, with the disk full for everyone."""
+    probe = Path(path)
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need + ROOM_MARGIN:
+        raise NoRoom(
+            f"{what} needs {need / 1e9:.1f} GB of free disk (+{ROOM_MARGIN / 1e9:.0f} GB margin) "
+            f"on the filesystem of {probe}, which has {free / 1e9:.1f} GB free"
+        )
+
+
 def log(prefix: str, message: str) -> None:
     print(f"[{prefix}] {message}", file=sys.stderr, flush=True)
 

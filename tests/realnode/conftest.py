@@ -4,8 +4,9 @@ The node is brought up once per session through the same launcher as ``scripts/c
 the image is built (or found in the cache) by ``scripts/image``'s code and imported into it. A
 session that started the node stops it at the end (``TRAINBED_KEEP_CLUSTER=1`` keeps it); one
 that started the whole cluster stops that too. Where this machine cannot host a node (not root,
-no cgroup cpu controller) the tests skip with the reason; ``TRAINBED_SKIP_REAL_NODE=1`` skips
-them on purpose. Any other failure to start fails them.
+no cgroup cpu controller, too little free disk for the image, found before the import starts)
+the tests skip with the reason; ``TRAINBED_SKIP_REAL_NODE=1`` skips them on purpose. Any other
+failure to start fails them.
 """
 
 from __future__ import annotations
@@ -70,20 +71,18 @@ def real_node() -> Iterator[RealNode]:
     state = launcher.STATE
     had_cluster = launcher._read_cluster(state) is not None
     had_node = had_cluster and realnode.alive(state)
+    node = RealNode(state, Path(), "", "", not had_cluster, not had_node)
     try:
         cluster = launcher.up(nodes=1, state=state, real_node=True)
+        node.kubeconfig, node.server = cluster.kubeconfig, cluster.server
         record = image.build()
         image.import_into(record, state)
+    except host.NoRoom as err:  # the disk, not the code: found before anything filled it
+        node.stop()
+        pytest.skip(f"this machine has no room for the real node's image: {err}")
     except (launcher.ClusterError, host.HostError) as err:
         pytest.fail(f"the real node could not start: {err}", pytrace=False)
-    node = RealNode(
-        state,
-        cluster.kubeconfig,
-        cluster.server,
-        record["ref"],
-        started_cluster=not had_cluster,
-        started_node=not had_node,
-    )
+    node.image = record["ref"]
     _SESSION["node"] = node
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     yield node
