@@ -28,7 +28,7 @@ test: dev
 	$(BIN)/ruff format --check .
 	@if [ "$$TRAINBED_SKIP_CLUSTER" = 1 ]; then echo "TRAINBED_SKIP_CLUSTER=1: not building the control plane"; \
 	else PYTHON=$(BIN)/python scripts/cluster build; fi
-	scripts/ensure-chromium
+	scripts/ensure-test-packages
 	$(BIN)/python -m pytest
 
 lint: dev

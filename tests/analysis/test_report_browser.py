@@ -1,7 +1,7 @@
 """The HTML report in a real browser: headless Chromium (Debian's ``chromium`` package) loads
 index.html from disk, every image must have decoded (naturalWidth > 0) from an inline data URI,
 the console must stay free of errors, and the screenshots must show a painted page and a painted
-figure. ``make test`` installs Chromium first where it can (scripts/ensure-chromium)."""
+figure. ``make test`` installs Chromium first where it can (scripts/ensure-test-packages)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def chromium() -> str:
     binary = find()
     if binary is None:
         pytest.skip(
-            "chromium is not installed and could not be (scripts/ensure-chromium needs root "
+            "chromium is not installed and could not be (scripts/ensure-test-packages needs root "
             "and apt-get)"
         )
     return binary
