@@ -114,6 +114,7 @@ PATHS: dict[str, tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "Campaign": (f"/apis/{GROUP}/{VERSION}", PLURAL),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
 }
 #: The Python client's keyword names -> the API's query parameters (what Watch.stream passes).
 _QUERY = {
@@ -335,6 +336,22 @@ class KubeApi:
                 return False
             raise ClusterError(
                 f"patch {kind} {namespace}/{name}: {err.status} {err.reason}"
+            ) from err
+
+    def replace(self, obj: dict[str, Any]) -> bool:
+        """PUT ``obj`` where the object is still at ``obj``'s ``metadata.resourceVersion``; False
+        when it changed or went meanwhile (409 or 404: someone else wrote first)."""
+        kind, meta = obj["kind"], obj["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        assert meta.get("resourceVersion"), "a replace without resourceVersion is not conditional"
+        try:
+            _raw(self.request("PUT", self._object(kind, namespace, name), body=obj))
+            return True
+        except ApiException as err:
+            if err.status in (404, 409):
+                return False
+            raise ClusterError(
+                f"replace {kind} {namespace}/{name}: {err.status} {err.reason}"
             ) from err
 
     # --- lists and watches (used by the informers) ------------------------------------------

@@ -22,6 +22,7 @@ from rich.console import Console
 from trainbed.contract.env import campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
 from trainbed.orchestrator.kube.api import KubeApi, resolve_namespace
+from trainbed.orchestrator.kube.campaign_status import CampaignStatus
 from trainbed.orchestrator.kube.collected import save_logs, settle
 from trainbed.orchestrator.kube.network_limits import refuse_unenforceable
 from trainbed.orchestrator.kube.progress import CampaignProgress
@@ -128,8 +129,14 @@ def collect(
             buffer.write(chunk if isinstance(chunk, bytes) else chunk.encode("latin-1"))
         buffer.seek(0)
         out.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=buffer, mode="r:") as archive:
-            archive.extractall(out, filter="data")
+        try:
+            with tarfile.open(fileobj=buffer, mode="r:") as archive:
+                archive.extractall(out, filter="data")
+        except tarfile.TarError as err:  # e.g. a kwok node, which runs no container to exec
+            raise ClusterError(
+                f"reader pod {namespace}/{pod_name} sent {buffer.getbuffer().nbytes} bytes that "
+                f"are no tar archive of {path}/{name} ({err}): did it run on a real node?"
+            ) from None
     finally:
         api.delete("Pod", namespace, pod_name)
     _complete(obj, out, api=api, namespace=namespace, seen=seen or {}, console=console)
@@ -209,10 +216,27 @@ def run_on_cluster(
     try:
         thread.start()
         with CampaignProgress(console, campaign.name) as bar:
+            following = ""
             while thread.is_alive():
                 runtime = controller.runtimes.get(campaign.name)
+                followed = controller.followed()
                 if runtime is not None:
+                    if following:
+                        console.print(
+                            f"{campaign.name}: took it over from {following}, which stopped "
+                            "renewing its lease; driving it from here",
+                            highlight=False,
+                        )
+                        following = ""
                     bar.update(runtime.view)
+                elif followed is not None:  # another controller drives it: show its progress
+                    holder, obj = followed
+                    following = holder or "?"
+                    bar.update(
+                        CampaignStatus.from_storage(obj.get("status")),
+                        f"driven by the controller that holds its lease ({holder or '?'}); "
+                        "following it, and taking over if it stops",
+                    )
                 thread.join(0.5)
             runtime = controller.runtimes.get(campaign.name)
             if runtime is not None:
@@ -227,6 +251,10 @@ def run_on_cluster(
             f"Campaign {namespace}/{campaign.name}: {controller.invalid[campaign.name][1]}"
         )
     obj = api.get_campaign(namespace, campaign.name) or {"metadata": {"name": campaign.name}}
+    final = CampaignStatus.from_storage(obj.get("status"))
+    if final.phase == "Invalid":  # found so by the controller that holds it
+        why = next((c.message for c in final.conditions if c.type == "Valid"), "")
+        raise UserError(f"Campaign {namespace}/{campaign.name}: {why or 'invalid'}")
     summary(obj, console)
     if not collect_results:
         return None

@@ -11,12 +11,17 @@ clean up their trials, then writes the Campaign's bounded status
 (:class:`~trainbed.orchestrator.kube.campaign_status.CampaignStatus`) when its value changed. A
 campaign recorded by the older format (every trial in ``status.trials``) is migrated once: its
 recorded trials are written to the records and the field is removed in the same status write.
+
+Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.lease`) reconciles it,
+so a second controller in the namespace waits instead of writing beside the first, and takes
+over when the first stops or dies.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ from trainbed.orchestrator.driver import Driver
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.blockers import pvc_blocker, summarize
 from trainbed.orchestrator.kube.campaign_status import (
+    FINAL_PHASES,
     CampaignStatus,
     Condition,
     progress_conditions,
@@ -38,6 +44,7 @@ from trainbed.orchestrator.kube.campaign_status import (
 )
 from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
 from trainbed.orchestrator.kube.informer import Informer
+from trainbed.orchestrator.kube.lease import LeaseKeeper
 from trainbed.orchestrator.kube.metadata import owner_reference
 from trainbed.orchestrator.kube.records import RecordStore, chunk_of, records_selector
 from trainbed.orchestrator.plan.parse import parse_campaign
@@ -111,19 +118,34 @@ class Controller:
         #: name -> (generation, message) of a spec that cannot run
         self.invalid: dict[str, tuple[int, str]] = {}
         self.stopping = threading.Event()
+        self.leases = LeaseKeeper(api, namespace, self._wanted, self.caches.changes.bump)
+
+    def _wanted(self) -> dict[str, dict[str, Any]]:
+        """The campaigns this controller would reconcile if it held their leases."""
+        found = self.campaigns.snapshot()
+        return {n: o for n, o in found.items() if self.only is None or n == self.only}
 
     def start(self) -> Controller:
         self.caches.start()
         self.campaigns.start()
+        self.leases.start()
         return self
 
     def stop(self) -> None:
         self.stopping.set()
         self.caches.changes.bump()
+        self.leases.stop()  # released, so the next controller need not wait for them to lapse
         for runtime in self.runtimes.values():
             runtime.executor.close()
         self.campaigns.stop()
         self.caches.stop()
+
+    def followed(self) -> tuple[str, dict[str, Any]] | None:
+        """(holder, Campaign object) of ``only`` while another controller holds it."""
+        if self.only is None or self.leases.holds(self.only):
+            return None
+        obj = self.campaigns.get(self.only)
+        return None if obj is None else (self.leases.others.get(self.only, ""), obj)
 
     def _runtime(self, obj: dict[str, Any]) -> CampaignRuntime | None:
         name = obj["metadata"]["name"]
@@ -217,10 +239,13 @@ class Controller:
         all_done = True
         campaigns = self.campaigns.snapshot()
         for name in list(self.runtimes):
-            if name not in campaigns:
-                self.runtimes.pop(name).executor.close()
+            if name not in campaigns or not self.leases.holds(name):
+                self.runtimes.pop(name).executor.close()  # gone, or another controller's now
         for name, obj in campaigns.items():
             if self.only and name != self.only:
+                continue
+            if not self.leases.holds(name):
+                all_done = False
                 continue
             runtime = self._runtime(obj)
             if runtime is None:
@@ -327,6 +352,9 @@ class Controller:
                 return
             if until_done and done and self._durable():
                 return
+            followed = self.followed() if until_done else None
+            if followed is not None and _phase(followed[1]) in FINAL_PHASES:
+                return  # finished by the controller that holds it
             spent = time.monotonic() - began
             self.stopping.wait(max(MIN_PASS_S, 3 * spent) - spent)
             pending = any(
@@ -336,6 +364,10 @@ class Controller:
             self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 
+def _phase(obj: dict[str, Any]) -> str:
+    return CampaignStatus.from_storage(obj.get("status")).phase
+
+
 def run_controller(namespace: str, kubeconfig: str | None = None) -> None:
     """``trainbed controller``: reconcile Campaigns until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -343,6 +375,12 @@ def run_controller(namespace: str, kubeconfig: str | None = None) -> None:
     controller = Controller(
         KubeApi.from_environment(kubeconfig), namespace, results_root=Path(root) if root else None
     ).start()
+
+    def terminate(signum: int, frame: Any) -> None:  # a pod being deleted: stop, release
+        controller.stopping.set()
+        controller.caches.changes.bump()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         controller.run()
     finally:

@@ -18,6 +18,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 CHART = Path(__file__).resolve().parents[2] / "charts" / "trainbed"
 
 ALLOWED = [
+    ("get", "leases.coordination.k8s.io"),
+    ("create", "leases.coordination.k8s.io"),
+    ("update", "leases.coordination.k8s.io"),
     ("get", "campaigns.trainbed.io"),
     ("list", "campaigns.trainbed.io"),
     ("watch", "campaigns.trainbed.io"),
@@ -46,6 +49,7 @@ DENIED = [
     ("create", "roles.rbac.authorization.k8s.io"),
     ("create", "campaigns.trainbed.io"),
     ("delete", "persistentvolumeclaims"),
+    ("delete", "leases.coordination.k8s.io"),
 ]
 
 

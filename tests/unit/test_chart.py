@@ -38,6 +38,7 @@ EXPECTED_RULES = {
     ("", "events"): ["create", "patch"],
     ("events.k8s.io", "events"): ["create", "patch"],
     ("", "persistentvolumeclaims"): ["get"],
+    ("coordination.k8s.io", "leases"): ["get", "create", "update"],
 }
 
 VALUE_SETS = {
