@@ -201,7 +201,9 @@ class LeaseKeeper:
                 if lease is not None:
                     self.others[name] = (lease.get("spec") or {}).get("holderIdentity") or ""
         if won and action == "take":
-            log.info("%s: took over the lease from %r", name, seen.holder if seen else "")
+            log.info("%s: took over its lease from %r", name, seen.holder if seen else "")
+        elif had and not won:
+            log.warning("%s: lost its lease to %r", name, self.others.get(name, ""))
         return won != had
 
     def release(self) -> None:
