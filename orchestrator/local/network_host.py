@@ -77,7 +77,7 @@ class HostNetwork:
 
     delay_by: DelayMethod | None
     python: str = sys.executable
-    _delay_lines: dict[str, tuple[subprocess.Popen[bytes], Path]] = field(default_factory=dict)
+    _delay_lines: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def plan(self, results_root: Path, trial: TrialSpec) -> NetworkPlan:
         key = network_key(str(results_root), trial.campaign, trial.trial_id)
@@ -123,20 +123,21 @@ class HostNetwork:
         """Remove the trial's namespaces, links and delay line; quiet where nothing is left."""
         line = self._delay_lines.pop(plan.key, None)
         if line is not None:
-            proc, scratch = line
+            proc = line
             proc.terminate()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(_scratch(plan), ignore_errors=True)  # also a killed driver's
         for command in plan.teardown_commands():
             _run(command, check=False)
 
     def _start_delay_line(self, plan: NetworkPlan) -> float:
         """Start the trial's delay line, wait until it has bound every queue; its delay."""
-        scratch = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-{plan.key}-"))
+        scratch = _scratch(plan)
+        scratch.mkdir(mode=0o700)  # down() removed any left; a folder there now is not ours
         ready, log = scratch / "ready.json", scratch / "delay-line.log"
         command = [self.python, "-m", "trainbed.orchestrator.local.delay_line"]
         command += ["--delay-s", repr(plan.shaping.delay_s), "--ready", str(ready)]
@@ -149,7 +150,7 @@ class HostNetwork:
                 stderr=err,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - a prctl only
             )
-        self._delay_lines[plan.key] = (proc, scratch)
+        self._delay_lines[plan.key] = proc
         deadline = time.monotonic() + DELAY_LINE_READY_S
         while not ready.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -159,6 +160,12 @@ class HostNetwork:
                 )
             time.sleep(0.02)
         return float(json.loads(ready.read_text())["delay_s"])
+
+
+def _scratch(plan: NetworkPlan) -> Path:
+    """The delay line's folder (its ready file and log), named for the trial like its
+    namespaces, so the rerun after a killed driver finds it and removes it."""
+    return Path(tempfile.gettempdir()) / f"{PREFIX}-{plan.key}-delay-line"
 
 
 # --- can this machine do it? ----------------------------------------------------------------

@@ -26,12 +26,15 @@ pytestmark = pytest.mark.skipif(not ROOT_AND_TOOLS, reason="needs root, ip and t
 
 
 def _names() -> set[str]:
-    """Every network namespace and link on the host, by name."""
+    """Every network namespace and link on the host, and every entry of the temporary folder
+    (where the delay line keeps its files), by name."""
     netns = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
-    return {n["name"] for n in json.loads(netns or "[]")} | {
-        link["ifname"] for link in json.loads(links or "[]")
-    }
+    return (
+        {n["name"] for n in json.loads(netns or "[]")}
+        | {link["ifname"] for link in json.loads(links or "[]")}
+        | set(os.listdir(tempfile.gettempdir()))
+    )
 
 
 def _ours(names: set[str]) -> set[str]:
