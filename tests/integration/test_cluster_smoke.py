@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.cluster import launcher
 from tests.cluster.simulated import SIM_DURATION
+from tests.cluster.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster"
@@ -60,16 +60,6 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     client.CoreV1Api(api).delete_namespace(name)
 
 
-def _wait(check: Any, timeout: float = 60, what: str = "") -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_indexed_job_runs_on_kwok_nodes(api: client.ApiClient, namespace: str) -> None:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     batch.create_namespaced_job(
@@ -92,7 +82,7 @@ def test_indexed_job_runs_on_kwok_nodes(api: client.ApiClient, namespace: str) -
         pods = core.list_namespaced_pod(namespace, label_selector="job-name=indexed").items
         return pods if len(pods) == 2 and all(p.status.phase == "Running" for p in pods) else []
 
-    pods = _wait(running, what="two Running pods")
+    pods = wait_for(running, 60, "two Running pods")
     nodes = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items}
     assert all(p.spec.node_name in nodes for p in pods), "the scheduler bound them to kwok nodes"
     indexes = sorted(
@@ -104,7 +94,7 @@ def test_indexed_job_runs_on_kwok_nodes(api: client.ApiClient, namespace: str) -
         job = batch.read_namespaced_job("indexed", namespace)
         return any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or [])
 
-    _wait(complete, what="the Job to complete")
+    wait_for(complete, 60, "the Job to complete")
     phases = {
         p.status.phase
         for p in core.list_namespaced_pod(namespace, label_selector="job-name=indexed").items
@@ -172,7 +162,7 @@ def test_rbac_answers_can_i(
         )
         return proc.stdout.strip()
 
-    assert _wait(lambda: can_i("list", "pods") == "yes", 10, "RBAC to allow list pods")
+    assert wait_for(lambda: can_i("list", "pods") == "yes", 10, "RBAC to allow list pods")
     assert can_i("get", "secrets") == "no"
     assert can_i("create", "pods") == "no"
 
@@ -199,7 +189,7 @@ def test_exit_code_annotation_fails_the_pod_with_oomkilled(
         pods = core.list_namespaced_pod(namespace, label_selector="job-name=oom").items
         return [p for p in pods if p.status.phase == "Failed"]
 
-    pod = _wait(failed, what="the pod to fail")[0]
+    pod = wait_for(failed, 60, "the pod to fail")[0]
     terminated = pod.status.container_statuses[0].state.terminated
     assert terminated.exit_code == 137 and terminated.reason == "OOMKilled"
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.cluster.simulated import simulated_campaign
+from tests.cluster.waiting import wait_for
 from tests.integration.test_controller import api, namespace, records, seed001  # noqa: F401
 from trainbed.orchestrator.kube.api import KubeApi
 from trainbed.orchestrator.kube.commands import campaign_object
@@ -32,16 +33,6 @@ from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
-
-
-def _wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def _holder(kube: KubeApi, ns: str, name: str) -> str:
@@ -70,7 +61,7 @@ def test_two_controllers_one_campaign_one_holder_then_a_clean_handover(
         assert len(holders) == 1, "both controllers, or neither, hold the campaign"
         holder, waiter = holders[0], (second if holders[0] is first else first)
         assert _holder(api, namespace, name) == holder.leases.identity
-        _wait(lambda: len(records(api, namespace, name)) >= 2, 120, "two recorded trials")
+        wait_for(lambda: len(records(api, namespace, name)) >= 2, 120, "two recorded trials")
         assert name not in waiter.runtimes and waiter.followed() is not None
         assert waiter.followed()[0] == holder.leases.identity  # it knows whom it follows
         assert not waiter.leases.holds(name)
@@ -79,7 +70,9 @@ def test_two_controllers_one_campaign_one_holder_then_a_clean_handover(
         stopped_at = time.monotonic()
         holder.stop()
         assert _holder(api, namespace, name) in ("", waiter.leases.identity)
-        _wait(lambda: waiter.leases.holds(name), RENEW_S + 5, "the waiting controller to take over")
+        wait_for(
+            lambda: waiter.leases.holds(name), RENEW_S + 5, "the waiting controller to take over"
+        )
         took = time.monotonic() - stopped_at
         assert _holder(api, namespace, name) == waiter.leases.identity
         lease = api.get_object("Lease", namespace, lease_name(name))
@@ -87,7 +80,7 @@ def test_two_controllers_one_campaign_one_holder_then_a_clean_handover(
         assert lease["metadata"]["ownerReferences"][0]["name"] == name
 
         # and it finishes the campaign, every trial recorded once
-        _wait(lambda: not threads[[first, second].index(waiter)].is_alive(), 300, "completion")
+        wait_for(lambda: not threads[[first, second].index(waiter)].is_alive(), 300, "completion")
         recorded = records(api, namespace, name)
         assert set(recorded) == planned, (set(recorded) ^ planned, took)
         status = api.get_campaign(namespace, name)["status"]
@@ -127,7 +120,7 @@ def test_run_follows_the_chart_controller_and_takes_over_when_it_dies(
     cli = [sys.executable, "-m", "trainbed.orchestrator.cli"]
     chart_like = subprocess.Popen([*cli, "controller", "-n", namespace], env=env)
     try:
-        holder = _wait(lambda: _holder(api, namespace, "follow"), 120, "the controller's lease")
+        holder = wait_for(lambda: _holder(api, namespace, "follow"), 120, "the controller's lease")
         run = subprocess.Popen(
             [*cli, "run", str(tmp_path / "follow.yaml"), "--backend", "kubernetes"]
             + ["-n", namespace, "--out", str(tmp_path / "out"), "--no-analyze"],
@@ -136,7 +129,7 @@ def test_run_follows_the_chart_controller_and_takes_over_when_it_dies(
             stderr=subprocess.STDOUT,
             text=True,
         )
-        _wait(lambda: len(records(api, namespace, "follow")) >= 4, 120, "four recorded trials")
+        wait_for(lambda: len(records(api, namespace, "follow")) >= 4, 120, "four recorded trials")
         chart_like.kill()
         killed = time.monotonic()
         out, _ = run.communicate(timeout=300)
@@ -177,7 +170,7 @@ def test_a_terminated_controller_releases_its_lease(
         [sys.executable, "-m", "trainbed.orchestrator.cli", "controller", "-n", namespace], env=env
     )
     try:
-        _wait(lambda: _holder(api, namespace, "term"), 120, "the controller's lease")
+        wait_for(lambda: _holder(api, namespace, "term"), 120, "the controller's lease")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:

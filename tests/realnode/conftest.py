@@ -12,7 +12,6 @@ failure to start fails them.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import host, image, launcher, realnode
+from tests.cluster import host, image, launcher, realnode, waiting
 
 
 def cannot_host() -> str | None:
@@ -101,13 +100,8 @@ def stop_session_node() -> str | None:
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    """:func:`tests.cluster.waiting.wait_for` every 0.5 s: these checks run kubectl."""
+    return waiting.wait_for(check, timeout, what, interval=0.5)
 
 
 def unique(prefix: str) -> str:
