@@ -253,7 +253,8 @@ def run_on_cluster(
     obj = api.get_campaign(namespace, campaign.name) or {"metadata": {"name": campaign.name}}
     final = CampaignStatus.from_storage(obj.get("status"))
     if final.phase == "Invalid":  # found so by the controller that holds it
-        why = next((c.message for c in final.conditions if c.type == "Valid"), "")
+        valid = final.condition("Valid")
+        why = valid.message if valid is not None else ""
         raise UserError(f"Campaign {namespace}/{campaign.name}: {why or 'invalid'}")
     summary(obj, console)
     if not collect_results:

@@ -131,9 +131,13 @@ class Controller:
         self.leases.start()
         return self
 
-    def stop(self) -> None:
+    def interrupt(self) -> None:
+        """Ask :meth:`run` to return after its pass (safe from a signal handler)."""
         self.stopping.set()
         self.caches.changes.bump()
+
+    def stop(self) -> None:
+        self.interrupt()
         self.leases.stop()  # released, so the next controller need not wait for them to lapse
         for runtime in self.runtimes.values():
             runtime.executor.close()
@@ -376,11 +380,8 @@ def run_controller(namespace: str, kubeconfig: str | None = None) -> None:
         KubeApi.from_environment(kubeconfig), namespace, results_root=Path(root) if root else None
     ).start()
 
-    def terminate(signum: int, frame: Any) -> None:  # a pod being deleted: stop, release
-        controller.stopping.set()
-        controller.caches.changes.bump()
-
-    signal.signal(signal.SIGTERM, terminate)
+    # a pod being deleted: run returns, and the stop below releases the leases
+    signal.signal(signal.SIGTERM, lambda signum, frame: controller.interrupt())
     try:
         controller.run()
     finally:

@@ -121,9 +121,8 @@ class HostNetwork:
 
     def down(self, plan: NetworkPlan) -> None:
         """Remove the trial's namespaces, links and delay line; quiet where nothing is left."""
-        line = self._delay_lines.pop(plan.key, None)
-        if line is not None:
-            proc = line
+        proc = self._delay_lines.pop(plan.key, None)
+        if proc is not None:
             proc.terminate()
             try:
                 proc.wait(5)
