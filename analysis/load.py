@@ -28,16 +28,8 @@ from trainbed.contract.layout import (
     coded_column,
 )
 from trainbed.contract.records import ITERATION_BASE_COLUMNS, ITERATION_COLUMNS
+from trainbed.contract.responses import RESPONSE_FIELDS
 
-#: Response name -> result.json field (contract).
-RESPONSE_FIELDS: dict[str, str] = {
-    "accuracy": "final_accuracy",
-    "time": "wall_time_s",
-    "train_time": "train_time_s",
-    "time_to_accuracy": "time_to_accuracy_s",
-    "energy": "energy_j",
-    "throughput": "samples_per_s",
-}
 RESULT_COLUMNS = [
     "status",
     "reason",

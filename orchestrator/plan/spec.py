@@ -11,7 +11,7 @@ every failure a ``SpecError`` that names its field. All three are pure but
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,12 +25,11 @@ from pydantic import (
 
 from trainbed.contract.env import API_VERSION
 from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS
+from trainbed.contract.responses import Response
 from trainbed.contract.trial import TrialSettings
 
 KIND = "Campaign"
 
-Response = Literal["accuracy", "time", "time_to_accuracy", "energy", "throughput"]
-RESPONSES: tuple[str, ...] = get_args(Response)
 
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _FACTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -1,0 +1,83 @@
+"""The response vocabulary (contract): each response's name, the ``result.json`` field it reads,
+its unit and what it counts.
+
+The campaign spec validates ``spec.responses`` against these names, the CLI offers them, and the
+analysis and the report take their fields, units and descriptions from here, so a response is
+spelled once. Times are seconds, accuracies fractions in [0, 1], energy joules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """A response: the ``result.json`` field it reads, its unit, and what it counts.
+
+    ``censored`` marks a response that is missing (not zero) when the run never got there, as
+    time to accuracy is for a run that never reached the target.
+    """
+
+    field: str
+    unit: str
+    description: str
+    censored: bool = False
+
+
+Response = Literal[
+    "accuracy",
+    "time",
+    "train_time",
+    "time_to_accuracy",
+    "energy",
+    "energy_to_accuracy",
+    "throughput",
+]
+
+RESPONSES: dict[str, ResponseInfo] = {
+    "accuracy": ResponseInfo(
+        "final_accuracy",
+        "fraction",
+        "final validation accuracy (the last epoch's), a fraction in [0, 1]",
+    ),
+    "time": ResponseInfo(
+        "wall_time_s",
+        "s",
+        "wall time from process start to stop: includes start-up (imports, data loading, "
+        "rendezvous) and validation, not just training",
+    ),
+    "train_time": ResponseInfo(
+        "train_time_s",
+        "s",
+        "train time: the sum of the per-epoch train durations (no start-up, no validation)",
+    ),
+    "time_to_accuracy": ResponseInfo(
+        "time_to_accuracy_s",
+        "s",
+        "time to accuracy: the worker's clock from the start of training to the end of the "
+        "validation that met the target (censored when never met)",
+        censored=True,
+    ),
+    "energy": ResponseInfo(
+        "energy_j", "J", "energy of the trial in joules, where something could measure it"
+    ),
+    "energy_to_accuracy": ResponseInfo(
+        "energy_to_accuracy_j",
+        "J",
+        "energy to accuracy: joules from the start of training to the validation that met the "
+        "target, test-set passes excluded (censored when never met; null without a meter)",
+        censored=True,
+    ),
+    "throughput": ResponseInfo(
+        "samples_per_s", "samples/s", "training throughput in samples per second"
+    ),
+}
+
+#: The names a campaign file may list under ``spec.responses``, in this order.
+RESPONSE_NAMES: tuple[str, ...] = get_args(Response)
+assert set(RESPONSE_NAMES) == set(RESPONSES), "the Literal and the table name the same responses"
+
+#: Response name -> ``result.json`` field.
+RESPONSE_FIELDS: dict[str, str] = {name: info.field for name, info in RESPONSES.items()}
