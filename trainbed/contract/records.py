@@ -93,6 +93,32 @@ class EpochRecord(BaseModel):
     elapsed_s: float | None = None
 
 
+class PowerSummary(BaseModel):
+    """GPU power sampled during the training epochs, all of a trial's GPUs together."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sample_hz: float
+    samples: int
+    mean_w: float | None = None
+    peak_w: float | None = None
+    utilization_mean_pct: float | None = None
+    memory_used_max_bytes: int | None = None
+    #: Clock throttle reasons seen in any sample (NVML names, e.g. ``sw_power_cap``).
+    throttle_reasons: list[str] = Field(default_factory=list)
+
+
+class RankGpu(BaseModel):
+    """One GPU a rank was given: the host's index, its UUID and model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rank: int
+    index: int
+    uuid: str
+    model: str
+
+
 class Result(BaseModel):
     """``result.json`` (contract). Accuracies are fractions, times seconds, energy joules.
 
@@ -143,6 +169,18 @@ class Result(BaseModel):
     concurrent_trials: list[str] | None = None
     #: The local executor's: the host's 1-minute load average sampled while the trial ran.
     load_samples: LoadSamples | None = None
+    #: Energy of the training epochs alone (start-up, validation and test passes excluded),
+    #: all ranks' meters together, joules; null without a meter (added in v1, optional).
+    train_energy_j: float | None = None
+    #: ``train_energy_j`` per training sample, joules (added in v1, optional).
+    energy_per_sample_j: float | None = None
+    #: Energy by device over the same span as ``energy_j``: ``{"gpu": J, "cpu": J}``, a value
+    #: null where that meter was missing (added in v1, optional).
+    energy_by_device: dict[str, float | None] | None = None
+    #: GPU power sampled during training (null without NVML, added in v1, optional).
+    power: PowerSummary | None = None
+    #: Each rank's GPUs, as the executor assigned them (null for CPU trials, added in v1).
+    gpus: list[RankGpu] | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

@@ -34,6 +34,8 @@ Response = Literal[
     "energy",
     "energy_to_accuracy",
     "throughput",
+    "train_energy",
+    "energy_per_sample",
 ]
 
 RESPONSES: dict[str, ResponseInfo] = {
@@ -72,6 +74,14 @@ RESPONSES: dict[str, ResponseInfo] = {
     ),
     "throughput": ResponseInfo(
         "samples_per_s", "samples/s", "training throughput in samples per second"
+    ),
+    "train_energy": ResponseInfo(
+        "train_energy_j",
+        "J",
+        "energy of the training epochs alone (no start-up, validation or test passes), joules",
+    ),
+    "energy_per_sample": ResponseInfo(
+        "energy_per_sample_j", "J/sample", "training energy per training sample, joules"
     ),
 }
 
