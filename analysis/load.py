@@ -46,6 +46,9 @@ RESULT_COLUMNS = [
     "samples_per_s",
     "energy_j",
     "energy_source",
+    "train_energy_j",
+    "energy_per_sample_j",
+    "device",
     "first_iteration_s",
     "validation_time_s",
 ]

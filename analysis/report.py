@@ -20,9 +20,11 @@ import pandas as pd
 from trainbed.analysis import figures, run_plots, tables
 from trainbed.analysis.aliases import defining_relation, estimable_terms
 from trainbed.analysis.design_notes import blocks_text, is_screening, screening_text
+from trainbed.analysis.energy_section import meters_section
 from trainbed.analysis.html_page import render
 from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
 from trainbed.analysis.noise_section import assess_noise
+from trainbed.analysis.pareto_section import tradeoff_section
 from trainbed.analysis.quality import QualityOptions, trust_sections
 from trainbed.analysis.response_section import SectionOptions, fit_section
 from trainbed.analysis.responses import (
@@ -114,7 +116,8 @@ def _problems(results: Results) -> str:
         columns = ["trial_id", *names, "epochs_run", "best_accuracy"]
         text += (
             f"\n## Censored runs: target accuracy {target:g} never reached\n\n"
-            "Succeeded runs whose `time_to_accuracy_s` is null: censored, never counted as 0.\n\n"
+            "Succeeded runs whose `time_to_accuracy_s` is null (and so their "
+            "`energy_to_accuracy_j`): censored, never counted as 0.\n\n"
             + tables.markdown(_with_units(censored[[c for c in columns if c in censored]]))
         )
     return text
@@ -193,7 +196,8 @@ def write_report(
     # the noise guard near the top (quality.py); with --exclude-noisy the fits lose its flagged
     quality = quality or QualityOptions()
     noise = assess_noise(results, quality.noise, out)
-    md = [f"# {results.name}: analysis\n\n", _design(results), _problems(results), noise.markdown]
+    md = [f"# {results.name}: analysis\n\n", _design(results), _problems(results)]
+    md += [meters_section(results.trials, results.factor_names, results.responses), noise.markdown]
     results = noise.results
     trials = results.trials
     names = results.factor_names
@@ -231,6 +235,7 @@ def write_report(
             continue
         fit_section(results, response, True, opts, md)
 
+    md.append(tradeoff_section(results, out))
     md.append(trust_sections(results, fits, noise, quality, out))
     md.append(_derived(results, out))
     md.append("\n## Per-run figures\n")

@@ -12,6 +12,15 @@ import pandas as pd
 from trainbed.analysis import effect_plots, factor_plots, figures, tables
 from trainbed.analysis.anova import Fit, NotFittable, fit_response
 from trainbed.analysis.design_notes import dealiased_effects, is_screening
+from trainbed.analysis.fit_runs import (
+    CENSORED,
+    ENERGY_RESPONSES,
+    is_censored_response,
+    left_out,
+    meter_reason,
+    no_meter,
+)
+from trainbed.analysis.fit_runs import runs_note as fit_runs_note
 from trainbed.analysis.load import RESPONSE_FIELDS, Results
 from trainbed.analysis.units import info, label, unit
 from trainbed.contract.layout import coded_column
@@ -36,26 +45,33 @@ class SectionOptions:
 
 
 def censoring(trials: pd.DataFrame, response: str, names: list[str]) -> tuple[str, bool]:
-    """What the report says about censored runs, and whether the rest may still be fitted."""
-    succeeded = trials["status"] == "succeeded"
-    censored = int((succeeded & trials[response].isna()).sum())
-    total = int(succeeded.sum())
+    """What the report says about censored runs, and whether the rest may still be fitted.
+
+    Only the runs that could have been measured count: an energy response's runs without a
+    meter are not censored, they were never metered (``fit_runs``), and their design points
+    are not asked to be represented."""
+    reasons = left_out(trials, response)
+    censored = int(reasons.eq(CENSORED).sum())
+    eligible = reasons.isin(["", CENSORED])
+    total = int(eligible.sum())
     if not censored:
         return "", True
-    reached = trials[succeeded & trials[response].notna()]
+    reached = trials[reasons.eq("")]
     points = [coded_column(n) for n in names]
-    all_points = len(reached.groupby(points)) == len(trials.groupby(points))
+    all_points = len(reached.groupby(points)) == len(trials[eligible].groupby(points))
     share = censored / total if total else 1.0
+    metered = " with an energy meter" if response in ENERGY_RESPONSES else ""
+    what = "energy-to-accuracy" if response in ENERGY_RESPONSES else "time-to-accuracy"
     head = (
-        f"{censored} of {total} succeeded runs never reached the target: their "
-        "time-to-accuracy is censored (not zero, not dropped silently). "
+        f"{censored} of {total} succeeded runs{metered} never reached the target: their "
+        f"{what} is censored (not zero, not dropped silently). "
     )
     if share <= MAX_CENSORED_SHARE and all_points:
         return (
             head + f"With at most {MAX_CENSORED_SHARE:.0%} censored and every design point "
             "still represented, the model below is fitted on the runs that reached it: read "
-            "its effects as conditional on reaching the target (biased toward the faster "
-            "settings).\n",
+            "its effects as conditional on reaching the target (biased toward the settings "
+            "that reach it more easily).\n",
             True,
         )
     why = (
@@ -133,12 +149,17 @@ def fit_section(
     threshold_column = response.startswith("time_to_accuracy_")
     if not values[succeeded].notna().any() and not threshold_column:
         why = {
-            "energy": "nothing could measure it here",
             "time_to_accuracy": "no target was set, or no run reached it",
+            "energy_to_accuracy": "no target was set, no run reached it, or nothing metered it",
         }.get(response, "the runs did not produce it")
+        if response in ENERGY_RESPONSES and response != "energy_to_accuracy":
+            why = "nothing could measure it here"
+        if response in ENERGY_RESPONSES and succeeded.any() and no_meter(trials[succeeded]).all():
+            sources = sorted({meter_reason(s) for s in trials.loc[succeeded, "energy_source"]})
+            why = "no trial had an energy meter: " + "; ".join(sources)
         md.append(f"Not measured: no succeeded trial recorded {source} ({why}).\n")
         return None
-    if response.startswith("time_to_accuracy"):
+    if is_censored_response(response):
         text, fittable = censoring(trials, response, names)
         md.append(text)
         if not fittable:
@@ -160,7 +181,7 @@ def fit_section(
     tables.write(opts.out, f"effects_{stem}", fit.effects.assign(unit=u))
     md.append(
         f"{fit.n} runs, R² = {fit.r2:.4f}, adjusted R² = {fit.adj_r2:.4f}, "
-        f"error df = {fit.df_resid}.\n\n"
+        f"error df = {fit.df_resid}. {fit_runs_note(trials, response)}\n\n"
     )
     for note in fit.notes:
         md.append(f"- {note}\n")

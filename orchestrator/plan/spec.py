@@ -210,6 +210,22 @@ class CampaignSpec(_Strict):
     responses: list[Response] = Field(
         default_factory=lambda: ["accuracy", "time"], description="What the analysis fits."
     )
+    tradeoff: list[Response] | None = Field(
+        None,
+        min_length=2,
+        max_length=3,
+        description="Two or three responses whose Pareto set of configurations the report "
+        "draws (times and energy minimised, accuracy and throughput maximised); default: a "
+        "time against an energy response, where both were measured.",
+    )
+
+    @field_validator("tradeoff")
+    @classmethod
+    def _distinct_tradeoff(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"tradeoff: each response once, got {value}")
+        return value
+
     execution: Execution = Field(default_factory=Execution)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
