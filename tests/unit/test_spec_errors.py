@@ -153,6 +153,9 @@ CASES: list[tuple[str, str, str]] = [
     ("unknown-foldover", mutate("spec.design.foldover", ["gpu"]), "spec.design.foldover[0]"),
     ("bad-response", mutate("spec.responses", ["accuracy", "speed"]), "spec.responses[1]"),
     ("repeated-response", mutate("spec.responses", ["time", "time"]), "spec.responses"),
+    ("bad-tradeoff", mutate("spec.tradeoff", ["time", "speed"]), "spec.tradeoff[1]"),
+    ("one-tradeoff", mutate("spec.tradeoff", ["time"]), "spec.tradeoff"),
+    ("repeated-tradeoff", mutate("spec.tradeoff", ["time", "time"]), "spec.tradeoff"),
     ("bad-default-cpu", mutate("spec.trial.resources.cpu", "lots"), "spec.trial.resources.cpu"),
     (
         "bad-dataset",
