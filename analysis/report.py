@@ -20,6 +20,7 @@ import pandas as pd
 from trainbed.analysis import figures, run_plots, tables
 from trainbed.analysis.aliases import defining_relation, estimable_terms
 from trainbed.analysis.design_notes import blocks_text, is_screening, screening_text
+from trainbed.analysis.energy_plots import energy_bars
 from trainbed.analysis.energy_section import meters_section
 from trainbed.analysis.html_page import render
 from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
@@ -249,6 +250,9 @@ def write_report(
         bars = run_plots.tta_bars(first, trials, names, thresholds[0], opts.figures)
         if bars:
             md.append(f"\n![time to accuracy](figures/{bars})\n")
+    energy = energy_bars(trials, names, opts.figures)
+    if energy:
+        md.append(f"\n![energy to accuracy](figures/{energy})\n")
     curves = run_plots.learning_curves(results.epochs, trials, names, opts.figures)
     if curves:
         md.append(f"\n![learning curves](figures/{curves})\n")

@@ -79,7 +79,11 @@ def censoring(trials: pd.DataFrame, response: str, names: list[str]) -> tuple[st
         if share > MAX_CENSORED_SHARE
         else "some design points have no run that reached it"
     )
-    return head + f"No ANOVA is fitted: {why}, so the fit would be biased; see the bars.\n", False
+    return (
+        head + f"No ANOVA is fitted: {why}, so the fit would be biased; see the "
+        f"{what} bars under Per-run figures.\n",
+        False,
+    )
 
 
 def _figures(fit: Fit, results: Results, usable: pd.DataFrame, opts: SectionOptions) -> str:

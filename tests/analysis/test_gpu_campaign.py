@@ -107,6 +107,8 @@ def test_the_report_renders_its_sections(report: Path) -> None:
     ):
         assert heading in text
     assert "24 of 24 succeeded trials had an energy meter" in text
+    assert "![energy to accuracy](figures/energy_to_accuracy.png)" in text
+    assert (report / "figures" / "energy_to_accuracy.svg").exists()
     page = (report / "index.html").read_text()
     assert "Trade-offs" in page and "Pareto set from the runs" in page
     assert page.count("data:image/png;base64") >= text.count("](figures/")
