@@ -50,15 +50,16 @@ def chosen_responses(campaign: dict, trials: pd.DataFrame) -> tuple[list[str], s
     return [], ""
 
 
+def _number(value: float) -> str:
+    """Whole units from 1000 up (12413, not 1.241e+04), 4 significant digits below."""
+    return f"{value:.0f}" if abs(value) >= 1000 else tables.number(float(value))
+
+
 def _cell(row: pd.Series) -> str:
     if np.isnan(row["mean"]):
         return ""
-    interval = (
-        ""
-        if np.isnan(row["low"])
-        else f" [{tables.number(row['low'])}, {tables.number(row['high'])}]"
-    )
-    return tables.number(row["mean"]) + interval
+    interval = "" if np.isnan(row["low"]) else f" [{_number(row['low'])}, {_number(row['high'])}]"
+    return _number(row["mean"]) + interval
 
 
 def _set_text(status: pd.Series, levels: pd.Series) -> str:

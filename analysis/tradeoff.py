@@ -80,12 +80,19 @@ def model_estimates(
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Per design point: the model's mean of ``response`` and its confidence interval; NaN
-    where the point has no usable run, everywhere when the runs cannot be fitted."""
+    where the point has no usable run, everywhere when the runs cannot be fitted. A response
+    that never varies is its one value, without an interval."""
     names = [f["name"] for f in factors]
     points = design_points(trials, names)
     empty = pd.DataFrame(np.nan, index=points.index, columns=["mean", "low", "high"])
     usable = trials[left_out(trials, response).eq("")]
-    if len(usable) < 2 or usable[response].nunique() < 2:
+    if usable.empty:
+        return empty
+    if usable[response].nunique() < 2:  # nothing to fit: the model is that one value
+        measured = _point_of(usable, points, names).unique()
+        empty.loc[measured, "mean"] = float(usable[response].iloc[0])
+        return empty
+    if len(usable) < 2:
         return empty
     design = build(usable, factors, main_effects_only=main_effects_only)
     if not design.terms:

@@ -1,7 +1,8 @@
 """The trade-off figure: design points over two responses, the Pareto set marked.
 
 One panel per pair of responses (one panel for two, three for three). Each design point is its
-runs' mean with its interval as error bars, labelled with its levels as written; the Pareto set
+runs' mean with its interval as error bars, labelled with its levels as written (with its
+point name alone on three panels, where the table gives the levels); the Pareto set
 (from the runs) is red and joined by its front, dominated points grey, and the model's estimate
 of each point is a hollow square beside it. Censored and unmeasured points have no position:
 the caption under the figure names them. Saved as PNG and SVG like every other figure.
@@ -90,7 +91,7 @@ def tradeoff_figure(
             ax.plot(front["x"], front["y"], color=FRONT, lw=1, ls="--", zorder=1)
         for point, x, y in zip(rx.index, rx["mean"], ry["mean"], strict=True):
             ax.annotate(
-                f"{point}: {levels[point]}",
+                f"{point}: {levels[point]}" if len(pairs) == 1 else point,
                 (x, y),
                 xytext=(6, 5),
                 textcoords="offset points",
@@ -115,5 +116,6 @@ def tradeoff_figure(
         fontsize=8,
         frameon=False,
     )
-    titled(fig, f"{title}\npoints labelled {' / '.join(factors)}", fontsize=10)
+    labelled = f"{' / '.join(factors)}" if len(pairs) == 1 else "by name (levels in the table)"
+    titled(fig, f"{title}\npoints labelled {labelled}", fontsize=10)
     return save(fig, directory, "tradeoff")
