@@ -10,9 +10,23 @@ from typing import Any
 import pytest
 
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.kube import api as api_module
-from trainbed.orchestrator.kube.blockers import job_blocker, pod_blocker, pvc_blocker, summarize
-from trainbed.orchestrator.kube.campaign_status import (
+from trainbed.orchestrator.kube.adapter import api as api_module
+from trainbed.orchestrator.kube.control.record_store import (
+    CHUNK,
+    REASON_CHARS,
+    chunk_name,
+    chunk_of,
+    decode,
+    encode,
+    records_configmap,
+)
+from trainbed.orchestrator.kube.objects.blockers import (
+    job_blocker,
+    pod_blocker,
+    pvc_blocker,
+    summarize,
+)
+from trainbed.orchestrator.kube.objects.campaign_status import (
     FAILURES,
     IN_FLIGHT,
     Blocker,
@@ -23,15 +37,6 @@ from trainbed.orchestrator.kube.campaign_status import (
     progress_conditions,
     window,
     with_conditions,
-)
-from trainbed.orchestrator.kube.records import (
-    CHUNK,
-    REASON_CHARS,
-    chunk_name,
-    chunk_of,
-    decode,
-    encode,
-    records_configmap,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,8 @@
 phase, the counts, the campaign's own timestamps, its conditions, and two bounded windows, the
 trials in flight (at most :data:`IN_FLIGHT`, oldest first) and the latest failures (at most
 :data:`FAILURES`). Per-trial records live in the records ConfigMaps
-(:mod:`~trainbed.orchestrator.kube.records`), so the object stays a few KiB at any campaign size.
+(:mod:`~trainbed.orchestrator.kube.control.record_store`), so the object stays a few KiB at any
+campaign size.
 
 :meth:`CampaignStatus.from_storage` reads the stored dict and :meth:`CampaignStatus.for_storage`
 writes it; the controller compares values and sends a merge patch only when the value changed.

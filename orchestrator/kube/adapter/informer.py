@@ -8,7 +8,7 @@ controller waits on instead of sleeping, and is handed to ``on_change`` so a con
 its own index (the Kubernetes executor indexes by campaign and trial).
 
 Objects stay JSON dicts end to end: ``list_fn`` returns the unread response
-(:meth:`~trainbed.orchestrator.kube.api.KubeApi.lister`) and the watch runs with
+(:meth:`~trainbed.orchestrator.kube.adapter.api.KubeApi.lister`) and the watch runs with
 ``deserialize=False``, so no event is turned into the client's model classes
 and back (that round trip cost more CPU per event than the API server spent sending it).
 ``transform`` trims each object to the fields its consumer reads before it is cached, as

@@ -1,7 +1,8 @@
 """``trainbed status NAME``: a Campaign's counts, what blocks it, its trials in flight and its
 latest failures; ``--trial ID`` for one trial's record, ``--watch`` for a live progress bar.
 
-It reads the Campaign object (bounded: counts and windows, see :mod:`.campaign_status`) and, for
+It reads the Campaign object (bounded: counts and windows, see
+:mod:`~trainbed.orchestrator.kube.objects.campaign_status`) and, for
 one trial, the records ConfigMaps, so it works from any machine with a kubeconfig, and says
 when no controller is looking after the campaign.
 """
@@ -17,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.campaign_status import FINAL_PHASES, CampaignStatus
-from trainbed.orchestrator.kube.progress import CampaignProgress
-from trainbed.orchestrator.kube.records import RecordStore
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.control.record_store import RecordStore
+from trainbed.orchestrator.kube.objects.campaign_status import FINAL_PHASES, CampaignStatus
+from trainbed.orchestrator.kube.verbs.progress import CampaignProgress
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 

@@ -6,7 +6,8 @@ backend. Creation and cleanup are idempotent under deterministic names and run o
 pool, so a slow API round-trip never leaves allowed concurrency idle nor stalls the loop.
 
 State is rebuilt after a restart from what the cluster holds: a trial with a record in the
-campaign's records ConfigMaps (:mod:`~trainbed.orchestrator.kube.records`) is recorded, a trial
+campaign's records ConfigMaps (:mod:`~trainbed.orchestrator.kube.control.record_store`) is
+recorded, a trial
 with a Job is running or finished, anything else is pending. A finished trial's objects are
 deleted (``cleanup: delete``) only once its record is durable (:meth:`flushed`), so a controller
 killed in between finds the Job again and records the trial, once.
@@ -30,18 +31,18 @@ from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.blockers import job_blocker, pod_blocker
-from trainbed.orchestrator.kube.campaign_status import FAILURES, Blocker, Failure, InFlight
-from trainbed.orchestrator.kube.informer import Changes, Informer, Obj
-from trainbed.orchestrator.kube.manifests import (
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.informer import Changes, Informer, Obj
+from trainbed.orchestrator.kube.objects.blockers import job_blocker, pod_blocker
+from trainbed.orchestrator.kube.objects.campaign_status import FAILURES, Blocker, Failure, InFlight
+from trainbed.orchestrator.kube.objects.manifests import (
     INDEX_ANNOTATION,
     trial_configmap,
     trial_job,
     trial_service,
 )
-from trainbed.orchestrator.kube.metadata import job_name
-from trainbed.orchestrator.kube.status import job_finished, observation, trial_status
+from trainbed.orchestrator.kube.objects.metadata import job_name
+from trainbed.orchestrator.kube.objects.trial_status import job_finished, observation, trial_status
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir

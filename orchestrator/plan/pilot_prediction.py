@@ -12,7 +12,8 @@ trial of the campaign:
   the noise guard's calibrations), and the campaign's wall time = the sum / concurrency.
 
 A trial with an accuracy target may stop before its epoch budget, so its prediction assumes the
-budget and says it is an upper bound. No I/O here: :mod:`trainbed.orchestrator.pilot` runs it.
+budget and says it is an upper bound. No I/O here: :mod:`trainbed.orchestrator.pilot_command` runs
+it.
 """
 
 from __future__ import annotations

@@ -33,8 +33,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from trainbed.contract.errors import ClusterError
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.metadata import campaign_labels, object_metadata, owner_reference
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.objects.metadata import (
+    campaign_labels,
+    object_metadata,
+    owner_reference,
+)
 
 log = logging.getLogger(__name__)
 #: How long a lease holds without renewal (``spec.leaseDurationSeconds``).

@@ -8,11 +8,13 @@ their Jobs, and creating an existing trial is a no-op, so no Job is ever duplica
 
 Once a second at most, it makes new records durable, then (and only then) lets the executor
 clean up their trials, then writes the Campaign's bounded status
-(:class:`~trainbed.orchestrator.kube.campaign_status.CampaignStatus`) when its value changed. A
+(:class:`~trainbed.orchestrator.kube.objects.campaign_status.CampaignStatus`) when its value
+changed. A
 campaign recorded by the older format (every trial in ``status.trials``) is migrated once: its
 recorded trials are written to the records and the field is removed in the same status write.
 
-Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.lease`) reconciles it,
+Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.control.lease`) reconciles
+it,
 so a second controller in the namespace waits instead of writing beside the first, and takes
 over when the first stops or dies.
 """
@@ -32,9 +34,13 @@ from typing import Any
 from trainbed.contract.env import RESULTS_PATH
 from trainbed.contract.errors import ClusterError, SpecError, UserError
 from trainbed.orchestrator.driver import Driver
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.blockers import pvc_blocker, summarize
-from trainbed.orchestrator.kube.campaign_status import (
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.informer import Informer
+from trainbed.orchestrator.kube.control.executor import ClusterCaches, KubernetesExecutor
+from trainbed.orchestrator.kube.control.lease import LeaseKeeper
+from trainbed.orchestrator.kube.control.record_store import RecordStore, chunk_of, records_selector
+from trainbed.orchestrator.kube.objects.blockers import pvc_blocker, summarize
+from trainbed.orchestrator.kube.objects.campaign_status import (
     FINAL_PHASES,
     CampaignStatus,
     Condition,
@@ -42,11 +48,7 @@ from trainbed.orchestrator.kube.campaign_status import (
     window,
     with_conditions,
 )
-from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
-from trainbed.orchestrator.kube.informer import Informer
-from trainbed.orchestrator.kube.lease import LeaseKeeper
-from trainbed.orchestrator.kube.metadata import owner_reference
-from trainbed.orchestrator.kube.records import RecordStore, chunk_of, records_selector
+from trainbed.orchestrator.kube.objects.metadata import owner_reference
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
