@@ -2,14 +2,9 @@
 
 It maps API errors to :class:`~trainbed.contract.errors.ClusterError` naming the kind and
 namespace/name, chaining the original ``ApiException``, and makes creation idempotent: an object
-that already exists under its deterministic name is not an error.
-
-Requests go over the client's own connection pool and credentials (kubeconfig, or the pod's
-service account), but as plain JSON over REST paths: the client's typed API classes cost 15 s to
-import on a loaded 2-core machine (hundreds of pydantic models), validate every call's arguments
-and build a model of every response, which is more CPU than the API server spends per request.
-The typed classes stay available (``core``, ``batch``, ``custom``, loaded on first use) for
-tests and for the exec stream of ``trainbed collect``.
+that already exists under its deterministic name is not an error. Requests are plain JSON over
+REST paths, sent by :mod:`~trainbed.orchestrator.kube.adapter.client` (the one module that
+imports the Kubernetes client, and says why plain JSON).
 """
 
 from __future__ import annotations
@@ -22,15 +17,13 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from trainbed.contract.env import GROUP, PLURAL, VERSION
 from trainbed.contract.errors import ClusterError, UserError
+from trainbed.orchestrator.kube.adapter import client
+from trainbed.orchestrator.kube.adapter.client import TIMEOUT, ApiException, _raw
 
 MERGE_PATCH = "application/merge-patch+json"
-#: Connections kept open: the informers' watches plus the trial-creation thread pool.
-POOL_SIZE = 32
 #: Objects per page when listing (records chunks, a campaign's pods).
 PAGE = 500
 #: Where a pod finds its own namespace (the service-account volume).
@@ -51,28 +44,15 @@ def _wrap(what: str, call: Callable[[], T]) -> T:
         raise ClusterError(f"{what}: {err.status} {reason}".strip()) from err
 
 
-def _raw(response: Any) -> bytes:
-    """Read and release a ``_preload_content=False`` response: its bytes, never a model.
-
-    The client's model classes cost more CPU per object than the request itself; trainbed reads
-    what it needs from plain JSON."""
-    try:
-        return response.data
-    finally:
-        response.release_conn()
-
-
 def _no_such_kind(err: ApiException) -> bool:
     """A 404 for the resource type itself (no CRD), not for one object: the API server answers
     it with a plain "404 page not found" instead of a Status naming the object."""
     if err.status != 404:
         return False
-    body = err.body.decode() if isinstance(err.body, bytes) else str(err.body or "")
-    try:
-        details = json.loads(body).get("details") or {}
-    except ValueError:
+    status = client.body_json(err)
+    if not isinstance(status, dict):
         return True
-    return not details.get("name")
+    return not (status.get("details") or {}).get("name")
 
 
 def context_namespace(kubeconfig: str | None = None) -> str:
@@ -81,15 +61,7 @@ def context_namespace(kubeconfig: str | None = None) -> str:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and POD_NAMESPACE_FILE.exists():
         return POD_NAMESPACE_FILE.read_text().strip() or "default"
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    try:
-        paths = path.split(os.pathsep) if path else [None]
-        for one in paths:
-            _, active = config.list_kube_config_contexts(config_file=one)
-            if active:
-                return (active.get("context") or {}).get("namespace") or "default"
-    except (config.ConfigException, OSError, TypeError):
-        pass
-    return "default"
+    return client.kubeconfig_namespace(path) or "default"
 
 
 def resolve_namespace(
@@ -128,8 +100,6 @@ _QUERY = {
     "container": "container",
     "propagation_policy": "propagationPolicy",
 }
-#: Seconds to connect and to wait for an answer (watches wait as long as they last).
-TIMEOUT = urllib3.Timeout(connect=10, read=60)
 
 
 class KubeApi:
@@ -141,34 +111,23 @@ class KubeApi:
 
     @property
     def core(self) -> Any:
-        return client.CoreV1Api(self.api_client)
+        return client.typed(self.api_client, "core")
 
     @property
     def batch(self) -> Any:
-        return client.BatchV1Api(self.api_client)
+        return client.typed(self.api_client, "batch")
 
     @property
     def custom(self) -> Any:
-        return client.CustomObjectsApi(self.api_client)
+        return client.typed(self.api_client, "custom")
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeApi:
         """In-cluster config inside a pod, else the kubeconfig (``$KUBECONFIG`` or ~/.kube)."""
         try:
-            if kubeconfig is None:
-                configuration = client.Configuration()
-                config.load_incluster_config(client_configuration=configuration)
-                configuration.connection_pool_maxsize = POOL_SIZE
-                return cls(client.ApiClient(configuration))
-        except config.ConfigException:
-            pass
-        configuration = client.Configuration()
-        try:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        except (config.ConfigException, FileNotFoundError, TypeError) as err:
+            return cls(client.load(kubeconfig))
+        except client.NoConfiguration as err:
             raise ClusterError(f"no cluster configuration: {err}") from err
-        configuration.connection_pool_maxsize = POOL_SIZE
-        return cls(client.ApiClient(configuration))
 
     # --- the one request function -------------------------------------------------------------
 
@@ -189,21 +148,10 @@ class KubeApi:
             if k in _QUERY and v is not None
         }
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
-        headers = {"Accept": "application/json", **self.api_client.default_headers}
-        for setting in self.api_client.configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":"))
-        response = self.api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=headers, preload_content=False, timeout=timeout
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        return client.send(
+            self.api_client, method, url, data=data, content_type=content_type, timeout=timeout
         )
-        if not 200 <= response.status <= 299:
-            text = _raw(response)
-            raise ApiException(status=response.status, reason=response.reason, body=text.decode())
-        return response
 
     def _collection(self, kind: str, namespace: str) -> str:
         prefix, plural = PATHS[kind]
@@ -388,27 +336,8 @@ class KubeApi:
 
     def exec_stream(self, namespace: str, pod: str, command: list[str]) -> Iterator[bytes]:
         """Run a command in a pod and yield its stdout bytes (the API's exec stream)."""
-        from kubernetes.stream import stream
-
         resp = _wrap(
             f"exec in Pod {namespace}/{pod}",
-            lambda: stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=command,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                binary=True,
-            ),
+            lambda: client.exec_stream(self.api_client, namespace, pod, command),
         )
-        while resp.is_open():
-            resp.update(timeout=1)
-            if resp.peek_stdout():
-                yield resp.read_stdout()
-            if resp.peek_stderr():
-                resp.read_stderr()
-        resp.close()
+        yield from resp

@@ -23,8 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import watch
-from kubernetes.client.exceptions import ApiException
+from trainbed.orchestrator.kube.adapter.client import ApiException, Watch
 
 log = logging.getLogger(__name__)
 #: Objects per list page: bounds one response's size at 10,000 trials.
@@ -79,7 +78,7 @@ class Informer:
         self.lock = threading.Lock()
         self.synced = threading.Event()
         self._stop = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._watch: Watch | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
 
@@ -155,7 +154,7 @@ class Informer:
             try:
                 if not version:
                     version = self._list()
-                self._watch = watch.Watch()
+                self._watch = Watch()
                 for event in self._watch.stream(
                     self.list_fn,
                     resource_version=version,

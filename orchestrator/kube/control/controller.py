@@ -9,14 +9,13 @@ their Jobs, and creating an existing trial is a no-op, so no Job is ever duplica
 Once a second at most, it makes new records durable, then (and only then) lets the executor
 clean up their trials, then writes the Campaign's bounded status
 (:class:`~trainbed.orchestrator.kube.objects.campaign_status.CampaignStatus`) when its value
-changed. A
-campaign recorded by the older format (every trial in ``status.trials``) is migrated once: its
-recorded trials are written to the records and the field is removed in the same status write.
+changed. A campaign recorded by the older format (every trial in ``status.trials``) is migrated
+once: its recorded trials are written to the records and the field is removed in the same status
+write.
 
-Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.control.lease`) reconciles
-it,
-so a second controller in the namespace waits instead of writing beside the first, and takes
-over when the first stops or dies.
+Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.control.lease`)
+reconciles it, so a second controller in the namespace waits instead of writing beside the first,
+and takes over when the first stops or dies.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ from trainbed.contract.errors import ClusterError, SpecError, UserError
 from trainbed.orchestrator.driver import Driver
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.adapter.informer import Informer
-from trainbed.orchestrator.kube.control.executor import ClusterCaches, KubernetesExecutor
+from trainbed.orchestrator.kube.control.caches import ClusterCaches
+from trainbed.orchestrator.kube.control.executor import KubernetesExecutor
 from trainbed.orchestrator.kube.control.lease import LeaseKeeper
 from trainbed.orchestrator.kube.control.record_store import RecordStore, chunk_of, records_selector
 from trainbed.orchestrator.kube.objects.blockers import pvc_blocker, summarize
