@@ -35,7 +35,7 @@ from trainbed.contract.records import (
     Status,
     now_iso,
 )
-from trainbed.contract.trial import TrialSpec
+from trainbed.contract.trial import TrialSpec, epochs_to_run
 from trainbed.worker.allreduce_meter import (
     AllreduceMeter,
     metered_allreduce_hook,
@@ -50,7 +50,7 @@ from trainbed.worker.models import build_model
 from trainbed.worker.optimizers import make_optimizer
 from trainbed.worker.provenance import read_enforcement, versions
 from trainbed.worker.rank_env import RankEnv
-from trainbed.worker.stopping import TargetTracker, epochs_to_run
+from trainbed.worker.stopping import TargetTracker
 from trainbed.worker.tensorboard_log import TensorBoardLog
 from trainbed.worker.timing import IterationLog
 

@@ -23,10 +23,9 @@ from dataclasses import dataclass, replace
 
 from trainbed.contract.pilot import PointMeasure, TrialPrediction
 from trainbed.contract.records import Result
-from trainbed.contract.trial import TrialSpec
+from trainbed.contract.trial import TrialSpec, epochs_to_run
 from trainbed.orchestrator.plan.design import Design, Run
 from trainbed.orchestrator.plan.trials import CampaignPlan, trial_spec
-from trainbed.worker.stopping import epochs_to_run
 
 PILOT_PREFIX = "pilot-"
 DEFAULT_ITERATIONS = 20
