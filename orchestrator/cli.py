@@ -301,7 +301,7 @@ def status(
     trial: Annotated[str | None, typer.Option("--trial", help="Show one trial's record.")] = None,
 ) -> None:
     """Show a Campaign's progress: counts, what blocks it, trials in flight, failures."""
-    from trainbed.orchestrator.kube.adapter.api import resolve_namespace
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
     from trainbed.orchestrator.kube.verbs.status_command import status as _status
 
     _status(
@@ -323,7 +323,7 @@ def logs(
     rank: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Print a trial's worker log."""
-    from trainbed.orchestrator.kube.adapter.api import resolve_namespace
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
     from trainbed.orchestrator.kube.verbs.commands import logs as _logs
 
     _logs(name, trial, namespace=resolve_namespace(namespace), rank=rank, console=console)
@@ -337,7 +337,7 @@ def collect(
     namespace: NamespaceOption = None,
 ) -> None:
     """Copy a campaign's results directory from the cluster's PVC."""
-    from trainbed.orchestrator.kube.adapter.api import resolve_namespace
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
     from trainbed.orchestrator.kube.verbs.commands import collect as _collect
 
     _collect(name, out=_path(out), namespace=resolve_namespace(namespace), console=console)
@@ -352,7 +352,7 @@ def controller(
     ] = None,
 ) -> None:
     """Run the Campaign controller (in the cluster, or from a laptop)."""
-    from trainbed.orchestrator.kube.adapter.api import resolve_namespace
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
     from trainbed.orchestrator.kube.control.controller import run_controller
 
     run_controller(namespace=resolve_namespace(namespace))

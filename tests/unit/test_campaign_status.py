@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.kube.adapter import api as api_module
+from trainbed.orchestrator.kube.adapter import namespaces
 from trainbed.orchestrator.kube.control.record_store import (
     CHUNK,
     REASON_CHARS,
@@ -283,12 +283,12 @@ def test_namespace_resolution(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     config = kubeconfig(tmp_path, context_ns)
-    assert api_module.resolve_namespace(flag, file_ns, config) == expected
+    assert namespaces.resolve_namespace(flag, file_ns, config) == expected
 
 
 def test_conflicting_namespaces_are_a_user_error(tmp_path: Any) -> None:
     with pytest.raises(UserError, match="--namespace a conflicts .* metadata.namespace b"):
-        api_module.resolve_namespace("a", "b", kubeconfig(tmp_path, None))
+        namespaces.resolve_namespace("a", "b", kubeconfig(tmp_path, None))
 
 
 def test_cli_namespace_conflict_is_one_line_and_exit_2(tmp_path: Any) -> None:

@@ -1,82 +1,35 @@
 """The one adapter that talks to the Kubernetes API. Every call goes through here.
 
-It maps API errors to :class:`~trainbed.contract.errors.ClusterError` naming the kind and
-namespace/name, chaining the original ``ApiException``, and makes creation idempotent: an object
-that already exists under its deterministic name is not an error. Requests are plain JSON over
-REST paths, sent by :mod:`~trainbed.orchestrator.kube.adapter.client` (the one module that
-imports the Kubernetes client, and says why plain JSON).
+It maps API errors to :class:`~trainbed.contract.errors.ClusterError` in one line naming the verb,
+the resource and its namespace/name, permanent or temporary
+(:mod:`~trainbed.orchestrator.kube.adapter.errors`), chaining the original ``ApiException``; it
+sends a request again after a temporary error, with backoff; and it makes creation idempotent:
+an object that already exists under its deterministic name is not an error. Requests are plain
+JSON over REST paths, sent by :mod:`~trainbed.orchestrator.kube.adapter.client` (the one module
+that imports the Kubernetes client, and says why plain JSON).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import urllib3
 
 from trainbed.contract.env import GROUP, PLURAL, VERSION
-from trainbed.contract.errors import ClusterError, UserError
+from trainbed.contract.errors import ClusterError, api_error_retryable
 from trainbed.orchestrator.kube.adapter import client
 from trainbed.orchestrator.kube.adapter.client import TIMEOUT, ApiException, _raw
+from trainbed.orchestrator.kube.adapter.errors import BACKOFF_S, retry_after, translate
 
 MERGE_PATCH = "application/merge-patch+json"
 #: Objects per page when listing (records chunks, a campaign's pods).
 PAGE = 500
-#: Where a pod finds its own namespace (the service-account volume).
-POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-CRD_MISSING = (
-    "the Campaign CRD (campaigns.trainbed.io) is not installed in this cluster: "
-    "kubectl apply -f charts/trainbed/crds/ (or helm install the chart)"
-)
 
 T = TypeVar("T")
-
-
-def _wrap(what: str, call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except ApiException as err:
-        reason = err.reason or ""
-        raise ClusterError(f"{what}: {err.status} {reason}".strip()) from err
-
-
-def _no_such_kind(err: ApiException) -> bool:
-    """A 404 for the resource type itself (no CRD), not for one object: the API server answers
-    it with a plain "404 page not found" instead of a Status naming the object."""
-    if err.status != 404:
-        return False
-    status = client.body_json(err)
-    if not isinstance(status, dict):
-        return True
-    return not (status.get("details") or {}).get("name")
-
-
-def context_namespace(kubeconfig: str | None = None) -> str:
-    """The namespace kubectl would use: in a pod its own, else the kubeconfig's current
-    context's namespace, else ``default``."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and POD_NAMESPACE_FILE.exists():
-        return POD_NAMESPACE_FILE.read_text().strip() or "default"
-    path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    return client.kubeconfig_namespace(path) or "default"
-
-
-def resolve_namespace(
-    flag: str | None, file_namespace: str | None = None, kubeconfig: str | None = None
-) -> str:
-    """As kubectl: ``--namespace``, else the file's ``metadata.namespace``, else the context's.
-
-    A file whose namespace conflicts with ``--namespace`` is the user's error."""
-    if flag and file_namespace and flag != file_namespace:
-        raise UserError(
-            f"--namespace {flag} conflicts with the campaign file's metadata.namespace "
-            f"{file_namespace}: drop one of them"
-        )
-    return flag or file_namespace or context_namespace(kubeconfig)
-
 
 #: kind -> (API path prefix, plural): the objects trainbed reads or writes.
 PATHS: dict[str, tuple[str, str]] = {
@@ -102,12 +55,38 @@ _QUERY = {
 }
 
 
+def resource_name(kind: str, subresource: str = "") -> str:
+    """The resource as RBAC names it: ``jobs.batch``, ``configmaps``,
+    ``campaigns.trainbed.io/status``."""
+    prefix, plural = PATHS[kind]
+    group = prefix.split("/")[2] if prefix.startswith("/apis/") else ""
+    return (f"{plural}.{group}" if group else plural) + (f"/{subresource}" if subresource else "")
+
+
+def _error(
+    verb: str, kind: str, namespace: str, name: str, err: ApiException, sub: str = ""
+) -> ClusterError:
+    return translate(verb, resource_name(kind, sub), namespace, name, err)
+
+
+def _wrap(
+    verb: str, kind: str, namespace: str, name: str, call: Callable[[], T], sub: str = ""
+) -> T:
+    """``call()``, its ApiException turned into trainbed's error for ``verb`` on the object."""
+    try:
+        return call()
+    except ApiException as err:
+        raise _error(verb, kind, namespace, name, err, sub) from err
+
+
 class KubeApi:
     """Typed-enough access to the objects trainbed manages."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, backoff: tuple[float, ...] = BACKOFF_S):
         self.api_client = api_client
         self.host = api_client.configuration.host.rstrip("/")
+        #: pauses before each new attempt after a temporary error (none: one attempt)
+        self.backoff = backoff
 
     @property
     def core(self) -> Any:
@@ -141,7 +120,10 @@ class KubeApi:
         timeout: urllib3.Timeout = TIMEOUT,
         **query: Any,
     ) -> Any:
-        """One API request; the unread urllib3 response, or ApiException on a non-2xx status."""
+        """One API request; the unread urllib3 response, or ApiException on a non-2xx status or
+        no answer. A temporary error (no answer, 408, 429, 5xx) is retried after each pause of
+        :attr:`backoff` (a 429's Retry-After where it is longer), then raised. Every trainbed
+        write is idempotent under deterministic names, so sending one twice is safe."""
         params = {
             _QUERY[k]: (str(v).lower() if isinstance(v, bool) else v)
             for k, v in query.items()
@@ -149,9 +131,21 @@ class KubeApi:
         }
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
         data = None if body is None else json.dumps(body, separators=(",", ":"))
-        return client.send(
-            self.api_client, method, url, data=data, content_type=content_type, timeout=timeout
-        )
+        for pause in (*self.backoff, None):
+            try:
+                return client.send(
+                    self.api_client,
+                    method,
+                    url,
+                    data=data,
+                    content_type=content_type,
+                    timeout=timeout,
+                )
+            except ApiException as err:
+                if pause is None or not api_error_retryable(err.status):
+                    raise
+                time.sleep(retry_after(err, pause))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _collection(self, kind: str, namespace: str) -> str:
         prefix, plural = PATHS[kind]
@@ -174,11 +168,7 @@ class KubeApi:
         except ApiException as err:
             if err.status == 409:
                 return False
-            if kind == "Campaign" and _no_such_kind(err):
-                raise ClusterError(CRD_MISSING) from err
-            raise ClusterError(
-                f"create {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise _error("create", kind, namespace, name, err) from err
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete (dependents in the background); False when it was already gone."""
@@ -189,11 +179,9 @@ class KubeApi:
             _raw(self.request("DELETE", self._object(kind, namespace, name), body=body))
             return True
         except ApiException as err:
-            if err.status == 404:
+            if err.status == 404 and not _error("delete", kind, namespace, name, err).permanent:
                 return False
-            raise ClusterError(
-                f"delete {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise _error("delete", kind, namespace, name, err) from err
 
     # --- campaigns -------------------------------------------------------------------------
 
@@ -206,13 +194,10 @@ class KubeApi:
         try:
             return _raw(self.request("GET", self._object("Campaign", namespace, name)))
         except ApiException as err:
-            if _no_such_kind(err):
-                raise ClusterError(CRD_MISSING) from err
-            if err.status == 404:
+            error = _error("get", "Campaign", namespace, name, err)
+            if err.status == 404 and not error.permanent:
                 return None
-            raise ClusterError(
-                f"get Campaign {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise error from err
 
     def apply_campaign(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the Campaign, or update its spec when it exists."""
@@ -221,24 +206,27 @@ class KubeApi:
         if self.create(obj):
             return self.get_campaign(namespace, name) or obj
         path = self._object("Campaign", namespace, name)
+        body = {"spec": obj["spec"]}
         return _wrap(
-            f"patch Campaign {namespace}/{name}",
+            "patch",
+            "Campaign",
+            namespace,
+            name,
             lambda: json.loads(
-                _raw(
-                    self.request(
-                        "PATCH", path, body={"spec": obj["spec"]}, content_type=MERGE_PATCH
-                    )
-                )
+                _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
             ),
         )
 
     def patch_campaign_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = self._object("Campaign", namespace, name) + "/status"
+        body = {"status": status}
         _wrap(
-            f"patch Campaign {namespace}/{name} status",
-            lambda: _raw(
-                self.request("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
-            ),
+            "patch",
+            "Campaign",
+            namespace,
+            name,
+            lambda: _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH)),
+            sub="status",
         )
 
     # --- reads and patches ----------------------------------------------------------------------
@@ -248,9 +236,10 @@ class KubeApi:
         try:
             return json.loads(_raw(self.request("GET", self._object(kind, namespace, name))))
         except ApiException as err:
-            if err.status == 404:
+            error = _error("get", kind, namespace, name, err)
+            if err.status == 404 and not error.permanent:
                 return None
-            raise ClusterError(f"get {kind} {namespace}/{name}: {err.status} {err.reason}") from err
+            raise error from err
 
     def list_objects(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Every object of ``kind`` matching ``selector``, as JSON, listed in pages."""
@@ -259,7 +248,10 @@ class KubeApi:
         path = self._collection(kind, namespace)
         while True:
             data = _wrap(
-                f"list {kind} in {namespace} ({selector})",
+                "list",
+                kind,
+                namespace,
+                "",
                 lambda page=token: json.loads(
                     _raw(
                         self.request(
@@ -280,11 +272,10 @@ class KubeApi:
             _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
             return True
         except ApiException as err:
-            if err.status == 404:
+            error = _error("patch", kind, namespace, name, err)
+            if err.status == 404 and not error.permanent:
                 return False
-            raise ClusterError(
-                f"patch {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise error from err
 
     def replace(self, obj: dict[str, Any]) -> bool:
         """PUT ``obj`` where the object is still at ``obj``'s ``metadata.resourceVersion``; False
@@ -296,27 +287,34 @@ class KubeApi:
             _raw(self.request("PUT", self._object(kind, namespace, name), body=obj))
             return True
         except ApiException as err:
-            if err.status in (404, 409):
+            error = _error("update", kind, namespace, name, err)
+            if err.status in (404, 409) and not error.permanent:
                 return False
-            raise ClusterError(
-                f"replace {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise error from err
 
     # --- lists and watches (used by the informers) ------------------------------------------
 
     def lister(self, kind: str, namespace: str) -> Callable[..., Any]:
         """The raw list function of a kind: it takes the client's keyword names (``watch=True``
         for a watch, as :class:`kubernetes.watch.Watch` calls it) and returns the unread
-        response."""
+        response. An error answer raises trainbed's error for ``list`` or ``watch``."""
         path = self._collection(kind, namespace)
 
         def list_kind(**kwargs: Any) -> Any:
             timeout = TIMEOUT
+            verb = "list"
             if kwargs.get("watch"):
+                verb = "watch"
                 timeout = urllib3.Timeout(
                     connect=10, read=float(kwargs.get("timeout_seconds") or 300) + 30
                 )
-            return self.request("GET", path, timeout=timeout, **kwargs)
+            return _wrap(
+                verb,
+                kind,
+                namespace,
+                "",
+                lambda: self.request("GET", path, timeout=timeout, **kwargs),
+            )
 
         return list_kind
 
@@ -327,8 +325,12 @@ class KubeApi:
     def pod_log(self, namespace: str, name: str, container: str = "worker") -> str:
         path = self._object("Pod", namespace, name) + "/log"
         return _wrap(
-            f"logs of Pod {namespace}/{name}",
+            "get",
+            "Pod",
+            namespace,
+            name,
             lambda: _raw(self.request("GET", path, container=container)).decode(errors="replace"),
+            sub="log",
         )
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -337,7 +339,11 @@ class KubeApi:
     def exec_stream(self, namespace: str, pod: str, command: list[str]) -> Iterator[bytes]:
         """Run a command in a pod and yield its stdout bytes (the API's exec stream)."""
         resp = _wrap(
-            f"exec in Pod {namespace}/{pod}",
+            "create",
+            "Pod",
+            namespace,
+            pod,
             lambda: client.exec_stream(self.api_client, namespace, pod, command),
+            sub="exec",
         )
         yield from resp

@@ -97,19 +97,25 @@ def send(
     timeout: urllib3.Timeout,
 ) -> Any:
     """One request over the client's pool with its credentials; the unread urllib3 response,
-    or :class:`ApiException` on a non-2xx status."""
+    or :class:`ApiException` on a non-2xx status or no answer at all (``status`` None)."""
     headers = {"Accept": "application/json", **api_client.default_headers}
     for setting in api_client.configuration.auth_settings().values():
         if setting.get("in") == "header" and setting.get("value"):
             headers[setting["key"]] = setting["value"]
     if data is not None:
         headers["Content-Type"] = content_type
-    response = api_client.rest_client.pool_manager.request(
-        method, url, body=data, headers=headers, preload_content=False, timeout=timeout
-    )
+    try:
+        response = api_client.rest_client.pool_manager.request(
+            method, url, body=data, headers=headers, preload_content=False, timeout=timeout
+        )
+    except (urllib3.exceptions.HTTPError, ConnectionError) as err:
+        # no answer (a timeout, a reset or refused connection): an ApiException without status
+        raise ApiException(reason=f"{type(err).__name__}: {err}") from err
     if not 200 <= response.status <= 299:
         text = _raw(response)
-        raise ApiException(status=response.status, reason=response.reason, body=text.decode())
+        error = ApiException(status=response.status, reason=response.reason, body=text.decode())
+        error.headers = response.headers
+        raise error
     return response
 
 

@@ -23,11 +23,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from trainbed.contract.errors import ClusterError
 from trainbed.orchestrator.kube.adapter.client import ApiException, Watch
 
 log = logging.getLogger(__name__)
 #: Objects per list page: bounds one response's size at 10,000 trials.
 PAGE = 500
+#: Pause after a failed list or watch, doubled per failure in a row up to the last.
+RELIST_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 Obj = dict[str, Any]
 OnChange = Callable[[str, Obj | None, Obj | None], None]
@@ -81,18 +84,25 @@ class Informer:
         self._watch: Watch | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
+        #: A permanent API error (403 on list, no CRD): the informer stopped on it, and its
+        #: owner stops too (:meth:`start` raises it; the controller checks after each pass).
+        self.fatal: ClusterError | None = None
+        self._failures = 0
 
     def start(self, timeout: float = 60.0) -> Informer:
         self._thread.start()
         if not self.synced.wait(timeout):
             raise TimeoutError(f"{self.name}: the first list did not finish in {timeout:g} s")
+        if self.fatal is not None:
+            raise self.fatal
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._watch is not None:
             self._watch.stop()
-        self._thread.join(timeout=1)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
 
     def snapshot(self) -> dict[str, Obj]:
         with self.lock:
@@ -135,6 +145,7 @@ class Informer:
                 self.on_change(name, old.get(name), item)
         self.changes.bump()
         self.synced.set()
+        self._failures = 0
         return version
 
     def _apply(self, kind: str, raw: Obj) -> None:
@@ -170,12 +181,25 @@ class Informer:
                     version = raw["metadata"].get("resourceVersion", version)
                     if kind != "BOOKMARK":
                         self._apply(kind, raw)
-            except ApiException as err:
+            except ClusterError as err:  # the list or the watch request was answered "no"
+                if self._stop.is_set():
+                    return
+                if err.permanent:
+                    log.debug("%s: stopped: %s", self.name, err)  # the owner reports it
+                    self.fatal = err
+                    self.synced.set()  # start() returns, and raises it
+                    self.changes.bump()  # the owner's loop wakes up and sees it
+                    return
+                if err.status != 410:
+                    log.warning("%s: %s; relisting", self.name, err)
+                    self._pause()
+                version = ""
+            except ApiException as err:  # an ERROR event in the watch stream
                 if self._stop.is_set():
                     return
                 if err.status != 410:
                     log.warning("%s: watch failed (%s); relisting", self.name, err.reason)
-                    self._stop.wait(1.0)
+                    self._pause()
                 version = ""
             except Exception as err:  # noqa: BLE001 - keep the cache alive, report once
                 if self._stop.is_set():
@@ -183,4 +207,9 @@ class Informer:
                 self.error = err
                 log.warning("%s: watch error %r; relisting", self.name, err)
                 version = ""
-                self._stop.wait(1.0)
+                self._pause()
+
+    def _pause(self) -> None:
+        """Back off before the next list: longer with each failure in a row."""
+        self._stop.wait(RELIST_S[min(self._failures, len(RELIST_S) - 1)])
+        self._failures += 1

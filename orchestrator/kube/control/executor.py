@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from trainbed.contract.errors import ClusterError
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
@@ -111,6 +112,9 @@ class KubernetesExecutor:
         self.seen: dict[str, TrialObservation] = {}
         #: trial_id -> why creating its objects failed (the last attempt)
         self.create_errors: dict[str, str] = {}
+        #: A permanent API error met creating or deleting a trial's objects (403 on jobs, say):
+        #: the controller stops on it instead of retrying forever.
+        self.fatal: ClusterError | None = None
         self._creating: dict[str, float] = {}
         self._create_failed: set[str] = set()
         self._cleaning: set[str] = set()
@@ -173,8 +177,11 @@ class KubernetesExecutor:
             self.api.create(trial_job(self.campaign, trial, namespace=ns, owner=self.owner))
             self.create_errors.pop(trial.trial_id, None)
         except Exception as err:  # noqa: BLE001 - reported in status, retried by the driver
-            log.warning("creating trial %s failed: %s", trial.trial_id, err)
             self.create_errors[trial.trial_id] = str(err)
+            if isinstance(err, ClusterError) and err.permanent:
+                self.fatal = err  # no retry fixes it: the controller stops on it and says why
+            else:
+                log.warning("creating trial %s failed: %s", trial.trial_id, err)
             with self._lock:
                 self._creating.pop(trial.trial_id, None)
                 self._create_failed.add(trial.trial_id)
@@ -241,6 +248,8 @@ class KubernetesExecutor:
         except Exception as err:  # noqa: BLE001 - the next restart finds the Job and retries
             log.warning("cleaning up trial %s failed: %s", trial_id, err)
             self._cleaning.discard(trial_id)
+            if isinstance(err, ClusterError) and err.permanent:
+                self.fatal = err
 
     def wait(self, timeout: float) -> None:
         self._seen = self.caches.changes.wait(self._seen, timeout)

@@ -2,10 +2,9 @@
 :mod:`.status_command`.
 
 Thin adapters over :mod:`trainbed.orchestrator.kube.adapter.api`: the Campaign resource is the
-interface,
-so everything here also works with plain ``kubectl``. Namespaces resolve as kubectl's do
-(:func:`~trainbed.orchestrator.kube.adapter.api.resolve_namespace`): the flag, else the file's
-``metadata.namespace``, else the kubeconfig context's.
+interface, so everything here also works with plain ``kubectl``. Namespaces resolve as kubectl's
+do (:func:`~trainbed.orchestrator.kube.adapter.namespaces.resolve_namespace`): the flag, else the
+file's ``metadata.namespace``, else the kubeconfig context's.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from rich.console import Console
 
 from trainbed.contract.env import campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
-from trainbed.orchestrator.kube.adapter.api import KubeApi, resolve_namespace
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
 from trainbed.orchestrator.kube.control.record_store import RecordStore
 from trainbed.orchestrator.kube.objects.campaign_status import CampaignStatus
 from trainbed.orchestrator.kube.objects.network_limits import refuse_unenforceable

@@ -34,13 +34,17 @@ STALE_HEARTBEAT_S = 120.0
 
 
 def diagnosis(obj: dict[str, Any], now: float | None = None) -> str:
-    """What the Campaign object itself says is wrong, beyond its Blocked condition: no
-    controller has picked it up, or the one that did stopped looking. Empty when all is well."""
+    """What the Campaign object itself says is wrong, beyond its Blocked condition: the
+    controller stopped on a permanent API error (Stalled), no controller has picked it up, or the
+    one that did stopped looking. Empty when all is well."""
     now = time.time() if now is None else now
     meta = obj.get("metadata") or {}
     status = CampaignStatus.from_storage(obj.get("status"))
     if status.phase in FINAL_PHASES:
         return ""
+    stalled = status.condition("Stalled")
+    if stalled is not None and stalled.status == "True":
+        return f"the controller stopped on an API error no retry fixes: {stalled.message}"
     age = now - _ts(meta.get("creationTimestamp"), now)
     generation = int(meta.get("generation") or 0)
     if status.observed_generation is None and age > NO_CONTROLLER_S:
