@@ -21,7 +21,7 @@ from trainbed.contract.errors import (
     api_error_retryable,
 )
 from trainbed.orchestrator.kube.adapter.api import KubeApi, resource_name
-from trainbed.orchestrator.kube.adapter.errors import CRD_MISSING, api_error_message
+from trainbed.orchestrator.kube.adapter.api_errors import CRD_MISSING, api_error_message
 from trainbed.orchestrator.kube.objects.campaign_status import Condition, with_stalled
 
 
@@ -234,3 +234,20 @@ def test_no_answer_is_temporary(server: _Server) -> None:
     assert not info.value.permanent and info.value.status is None
     assert "get jobs.batch tb/c-1: no answer from the API server" in str(info.value)
     assert time.monotonic() - began >= 0.1  # it was retried after each pause
+
+
+def test_status_names_a_stalled_controller() -> None:
+    from trainbed.orchestrator.kube.verbs.status_command import diagnosis
+
+    why = "create jobs.batch tb/c-1: 403 Forbidden"
+    conditions = with_stalled((), 403, why, "2026-01-01T00:00:00Z")
+    obj = {
+        "metadata": {"name": "c", "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 1},
+        "status": {"phase": "Running", "observedGeneration": 1,
+                   "conditions": [c.for_storage() for c in conditions]},
+    }  # fmt: skip
+    assert diagnosis(obj, now=0.0) == (
+        f"the controller stopped on an API error no retry fixes: {why}"
+    )
+    obj["status"]["conditions"] = []
+    assert diagnosis(obj, now=0.0) == ""

@@ -2,7 +2,7 @@
 
 It maps API errors to :class:`~trainbed.contract.errors.ClusterError` in one line naming the verb,
 the resource and its namespace/name, permanent or temporary
-(:mod:`~trainbed.orchestrator.kube.adapter.errors`), chaining the original ``ApiException``; it
+(:mod:`~trainbed.orchestrator.kube.adapter.api_errors`), chaining the original ``ApiException``; it
 sends a request again after a temporary error, with backoff; and it makes creation idempotent:
 an object that already exists under its deterministic name is not an error. Requests are plain
 JSON over REST paths, sent by :mod:`~trainbed.orchestrator.kube.adapter.client` (the one module
@@ -22,8 +22,8 @@ import urllib3
 from trainbed.contract.env import GROUP, PLURAL, VERSION
 from trainbed.contract.errors import ClusterError, api_error_retryable
 from trainbed.orchestrator.kube.adapter import client
+from trainbed.orchestrator.kube.adapter.api_errors import BACKOFF_S, retry_after, translate
 from trainbed.orchestrator.kube.adapter.client import TIMEOUT, ApiException, _raw
-from trainbed.orchestrator.kube.adapter.errors import BACKOFF_S, retry_after, translate
 
 MERGE_PATCH = "application/merge-patch+json"
 #: Objects per page when listing (records chunks, a campaign's pods).
