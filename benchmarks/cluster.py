@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from benchmarks.campaigns import ROOT
 from tests.cluster import launcher, realnode, realnode_volume
 from tests.cluster.kwok_volume import bound_results_volume, volume_name
-from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.adapter.api import KubeApi
 
 
 def kubectl_or_exit(prog: str, *args: str) -> str:

@@ -147,7 +147,7 @@ def pilot(
     as_json: Annotated[bool, typer.Option("--json", help="Print pilot.json.")] = False,
 ) -> None:
     """Run each design point briefly; predict every trial's train time and the campaign's."""
-    from trainbed.orchestrator.pilot import pilot_summary, pilot_table, run_pilot
+    from trainbed.orchestrator.pilot_command import pilot_summary, pilot_table, run_pilot
 
     quiet = Console(stderr=True) if as_json else console
     record = run_pilot(
@@ -286,7 +286,7 @@ def submit(
     namespace: NamespaceOption = None,
 ) -> None:
     """Create (or update) the Campaign resource in the cluster."""
-    from trainbed.orchestrator.kube.commands import submit as _submit
+    from trainbed.orchestrator.kube.verbs.commands import submit as _submit
 
     _submit(_path(file), namespace=namespace, console=console)
 
@@ -301,8 +301,8 @@ def status(
     trial: Annotated[str | None, typer.Option("--trial", help="Show one trial's record.")] = None,
 ) -> None:
     """Show a Campaign's progress: counts, what blocks it, trials in flight, failures."""
-    from trainbed.orchestrator.kube.api import resolve_namespace
-    from trainbed.orchestrator.kube.status_command import status as _status
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
+    from trainbed.orchestrator.kube.verbs.status_command import status as _status
 
     _status(
         name,
@@ -323,8 +323,8 @@ def logs(
     rank: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Print a trial's worker log."""
-    from trainbed.orchestrator.kube.api import resolve_namespace
-    from trainbed.orchestrator.kube.commands import logs as _logs
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
+    from trainbed.orchestrator.kube.verbs.commands import logs as _logs
 
     _logs(name, trial, namespace=resolve_namespace(namespace), rank=rank, console=console)
 
@@ -337,8 +337,8 @@ def collect(
     namespace: NamespaceOption = None,
 ) -> None:
     """Copy a campaign's results directory from the cluster's PVC."""
-    from trainbed.orchestrator.kube.api import resolve_namespace
-    from trainbed.orchestrator.kube.commands import collect as _collect
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
+    from trainbed.orchestrator.kube.verbs.commands import collect as _collect
 
     _collect(name, out=_path(out), namespace=resolve_namespace(namespace), console=console)
 
@@ -352,8 +352,8 @@ def controller(
     ] = None,
 ) -> None:
     """Run the Campaign controller (in the cluster, or from a laptop)."""
-    from trainbed.orchestrator.kube.api import resolve_namespace
-    from trainbed.orchestrator.kube.controller import run_controller
+    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
+    from trainbed.orchestrator.kube.control.controller import run_controller
 
     run_controller(namespace=resolve_namespace(namespace))
 

@@ -86,7 +86,7 @@ def run_campaign(
 ) -> int:
     console = console or Console()
     if backend == "kubernetes":
-        from trainbed.orchestrator.kube.commands import run_on_cluster
+        from trainbed.orchestrator.kube.verbs.commands import run_on_cluster
 
         collected = run_on_cluster(file, namespace=namespace, out=out, console=console)
         if collected is not None and analyze:

@@ -30,10 +30,3 @@ class TargetTracker:
     @property
     def met(self) -> bool:
         return self.met_epoch is not None
-
-
-def epochs_to_run(epochs: int, max_epochs: int | None, has_target: bool) -> int:
-    """The epoch budget: with a target, ``max_epochs`` (or ``epochs``) caps the chase."""
-    if has_target and max_epochs is not None:
-        return max_epochs
-    return epochs

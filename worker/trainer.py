@@ -35,7 +35,7 @@ from trainbed.contract.records import (
     Status,
     now_iso,
 )
-from trainbed.contract.trial import TrialSpec
+from trainbed.contract.trial import TrialSpec, epochs_to_run
 from trainbed.worker.allreduce_meter import (
     AllreduceMeter,
     metered_allreduce_hook,
@@ -50,7 +50,7 @@ from trainbed.worker.models import build_model
 from trainbed.worker.optimizers import make_optimizer
 from trainbed.worker.provenance import read_enforcement, versions
 from trainbed.worker.rank_env import RankEnv
-from trainbed.worker.stopping import TargetTracker, epochs_to_run
+from trainbed.worker.stopping import TargetTracker
 from trainbed.worker.tensorboard_log import TensorBoardLog
 from trainbed.worker.timing import IterationLog
 
@@ -293,9 +293,9 @@ class Trainer:
             average_parameters(run.model.parameters(), dist.group.WORLD)
             final_test, _ = evaluate(run.model, data.test_x, data.test_y, env, device, criterion)
         energy = _delta(self.meter.joules(), energy_start)
-        energy_j, eta = (energy, self.energy_to_accuracy_j)
+        energy_j, to_accuracy_j = (energy, self.energy_to_accuracy_j)
         if env.distributed and not terminated:
-            energy_j, eta = self._sum_energy(energy, eta)
+            energy_j, to_accuracy_j = self._sum_energy(energy, to_accuracy_j)
         self.flush()
         if tb is not None:
             tb.close(
@@ -307,7 +307,7 @@ class Trainer:
             )
         if terminated:
             return self._result("terminated", TERMINATED_REASON, energy_j, None)
-        return self._result("succeeded", "", energy_j, eta, test_accuracy=final_test)
+        return self._result("succeeded", "", energy_j, to_accuracy_j, test_accuracy=final_test)
 
     def failed(self, err: BaseException) -> Result:
         """The ``failed`` result after an exception: what was measured, and the reason
@@ -342,20 +342,25 @@ class Trainer:
         path.write_text(json.dumps(self.shards))
 
     def _sum_energy(
-        self, energy: float | None, eta: float | None
+        self, energy: float | None, to_accuracy_j: float | None
     ) -> tuple[float | None, float | None]:
         """Energy (and energy-to-accuracy) of all ranks, or None where any rank could not
         measure: never a partial sum passed off as the whole."""
-        values = [energy or 0.0, float(energy is None), eta or 0.0, float(eta is None)]
-        total, missing, eta_total, eta_missing = all_sum(values, self.device)
-        return (None if missing else total), (None if eta_missing else eta_total)
+        values = [
+            energy or 0.0,
+            float(energy is None),
+            to_accuracy_j or 0.0,
+            float(to_accuracy_j is None),
+        ]
+        total, missing, to_accuracy_total, to_accuracy_missing = all_sum(values, self.device)
+        return (None if missing else total), (None if to_accuracy_missing else to_accuracy_total)
 
     def _result(
         self,
         status: Status,
         reason: str,
         energy_j: float | None,
-        eta: float | None,
+        to_accuracy_j: float | None,
         *,
         test_accuracy: float | None = None,
     ) -> Result:
@@ -380,7 +385,7 @@ class Trainer:
             best_accuracy=max(accuracies) if accuracies else None,
             test_accuracy=test_accuracy,
             time_to_accuracy_s=self.time_to_accuracy_s if met else None,
-            energy_to_accuracy_j=eta if met else None,
+            energy_to_accuracy_j=to_accuracy_j if met else None,
             samples_per_s=samples / train_time if train_time > 0 else None,
             energy_j=energy_j,
             energy_source=self.meter.source,

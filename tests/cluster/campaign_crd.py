@@ -9,8 +9,8 @@ import time
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.crd import campaign_crd
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.objects.crd import campaign_crd
 
 
 def install_campaign_crd(api: KubeApi, timeout_s: float = 60) -> None:

@@ -8,7 +8,7 @@ StorageClass provisions it: ``manual`` is a name that only these two objects sha
 
 from __future__ import annotations
 
-from trainbed.orchestrator.kube.api import KubeApi
+from trainbed.orchestrator.kube.adapter.api import KubeApi
 
 #: The claim's name: the chart's and the controller's default.
 CLAIM = "trainbed-results"

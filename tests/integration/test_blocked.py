@@ -29,9 +29,9 @@ import yaml
 
 from tests.cluster import launcher
 from tests.integration.test_controller import api, namespace, seed001  # noqa: F401
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.campaign_status import CampaignStatus
-from trainbed.orchestrator.kube.controller import Controller
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.control.controller import Controller
+from trainbed.orchestrator.kube.objects.campaign_status import CampaignStatus
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,10 +24,10 @@ import yaml
 from tests.cluster.campaign_crd import install_campaign_crd
 from tests.cluster.kwok_volume import bound_results_volume, volume_name
 from tests.cluster.simulated import SIM_DURATION
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.commands import campaign_object
-from trainbed.orchestrator.kube.controller import Controller
-from trainbed.orchestrator.kube.records import RecordStore
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.control.controller import Controller
+from trainbed.orchestrator.kube.control.record_store import RecordStore
+from trainbed.orchestrator.kube.verbs.commands import campaign_object
 from trainbed.orchestrator.plan.parse import parse_campaign
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -296,7 +296,7 @@ def test_exit_137_is_recorded_as_oom_killed_and_the_campaign_goes_on(
 def test_invalid_campaign_is_reported_in_status_and_parsed_once(
     api: KubeApi, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainbed.orchestrator.kube import controller as controller_module
+    from trainbed.orchestrator.kube.control import controller as controller_module
 
     parses: list[str] = []
     real_parse = controller_module.parse_campaign

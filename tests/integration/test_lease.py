@@ -1,4 +1,5 @@
-"""One controller per campaign (kube/lease.py), on the real control plane with kwok nodes.
+"""One controller per campaign (kube/control/lease.py), on the real control plane with kwok
+nodes.
 
 Two controllers are started on the same campaign, as when the chart's controller runs and
 someone also types ``trainbed run --backend kubernetes``: exactly one holds the campaign's Lease
@@ -25,10 +26,10 @@ import yaml
 from tests.cluster.simulated import simulated_campaign
 from tests.cluster.waiting import wait_for
 from tests.integration.test_controller import api, namespace, records, seed001  # noqa: F401
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.commands import campaign_object
-from trainbed.orchestrator.kube.controller import Controller
-from trainbed.orchestrator.kube.lease import LEASE_S, RENEW_S, lease_name
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.control.controller import Controller
+from trainbed.orchestrator.kube.control.lease import LEASE_S, RENEW_S, lease_name
+from trainbed.orchestrator.kube.verbs.commands import campaign_object
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 

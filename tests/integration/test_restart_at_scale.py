@@ -20,10 +20,10 @@ import pytest
 
 from tests.cluster.simulated import simulated_campaign
 from tests.integration.test_controller import api, namespace  # noqa: F401
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.commands import campaign_object
-from trainbed.orchestrator.kube.informer import Changes, Informer
-from trainbed.orchestrator.kube.records import records_selector
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.informer import Changes, Informer
+from trainbed.orchestrator.kube.control.record_store import records_selector
+from trainbed.orchestrator.kube.verbs.commands import campaign_object
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 

@@ -10,9 +10,23 @@ from typing import Any
 import pytest
 
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.kube import api as api_module
-from trainbed.orchestrator.kube.blockers import job_blocker, pod_blocker, pvc_blocker, summarize
-from trainbed.orchestrator.kube.campaign_status import (
+from trainbed.orchestrator.kube.adapter import namespaces
+from trainbed.orchestrator.kube.control.record_store import (
+    CHUNK,
+    REASON_CHARS,
+    chunk_name,
+    chunk_of,
+    decode,
+    encode,
+    records_configmap,
+)
+from trainbed.orchestrator.kube.objects.blockers import (
+    job_blocker,
+    pod_blocker,
+    pvc_blocker,
+    summarize,
+)
+from trainbed.orchestrator.kube.objects.campaign_status import (
     FAILURES,
     IN_FLIGHT,
     Blocker,
@@ -23,15 +37,6 @@ from trainbed.orchestrator.kube.campaign_status import (
     progress_conditions,
     window,
     with_conditions,
-)
-from trainbed.orchestrator.kube.records import (
-    CHUNK,
-    REASON_CHARS,
-    chunk_name,
-    chunk_of,
-    decode,
-    encode,
-    records_configmap,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,12 +283,12 @@ def test_namespace_resolution(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     config = kubeconfig(tmp_path, context_ns)
-    assert api_module.resolve_namespace(flag, file_ns, config) == expected
+    assert namespaces.resolve_namespace(flag, file_ns, config) == expected
 
 
 def test_conflicting_namespaces_are_a_user_error(tmp_path: Any) -> None:
     with pytest.raises(UserError, match="--namespace a conflicts .* metadata.namespace b"):
-        api_module.resolve_namespace("a", "b", kubeconfig(tmp_path, None))
+        namespaces.resolve_namespace("a", "b", kubeconfig(tmp_path, None))
 
 
 def test_cli_namespace_conflict_is_one_line_and_exit_2(tmp_path: Any) -> None:

@@ -13,7 +13,7 @@ import pytest
 from tests.unit.test_outcome import SPEC, SUCCEEDED, indexed, kube
 from tests.unit.test_trial_status import T3, job
 from trainbed.contract.records import Result, read_result, write_result
-from trainbed.orchestrator.kube.collected import settle, settled_result
+from trainbed.orchestrator.kube.verbs.collected import settle, settled_result
 from trainbed.orchestrator.outcome import TrialObservation
 from trainbed.orchestrator.results_dir import ResultsDir
 

@@ -18,7 +18,11 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from tests.cluster.simulated import SIM_DURATION
-from trainbed.orchestrator.kube.crd import campaign_crd, campaign_crd_yaml, structural_schema
+from trainbed.orchestrator.kube.objects.crd import (
+    campaign_crd,
+    campaign_crd_yaml,
+    structural_schema,
+)
 from trainbed.orchestrator.plan.spec import Campaign
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""The lease rule (kube/lease.py): who reconciles a campaign, as a pure function of the Lease
-as read, what was seen of it before, and this process's monotonic clock."""
+"""The lease rule (kube/control/lease.py): who reconciles a campaign, as a pure function of the
+Lease as read, what was seen of it before, and this process's monotonic clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from trainbed.orchestrator.kube.lease import LEASE_S, Observed, decide, lease_name, lease_object
+from trainbed.orchestrator.kube.control.lease import (
+    LEASE_S,
+    Observed,
+    decide,
+    lease_name,
+    lease_object,
+)
 
 ME, OTHER = "laptop/12/abc123", "pod-x/1/def456"
 

@@ -20,7 +20,7 @@ from tests.cluster.simulated import SIM_DURATION
 from trainbed.contract.env import ENFORCEMENT
 from trainbed.contract.errors import SpecError
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.kube import manifests, metadata, results_volume
+from trainbed.orchestrator.kube.objects import manifests, metadata, results_volume
 from trainbed.orchestrator.plan.design import build_design
 from trainbed.orchestrator.plan.parse import load_campaign, parse_campaign
 from trainbed.orchestrator.plan.spec import Campaign

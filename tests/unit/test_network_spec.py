@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from trainbed.contract.errors import SpecError, UserError
 from trainbed.orchestrator.cli import app
-from trainbed.orchestrator.kube.network_limits import LATENCY_REFUSAL, refuse_unenforceable
+from trainbed.orchestrator.kube.objects.network_limits import LATENCY_REFUSAL, refuse_unenforceable
 from trainbed.orchestrator.local.network_host import NetworkUnavailable, local_network
 from trainbed.orchestrator.plan.checks import network_fields
 from trainbed.orchestrator.plan.parse import parse_campaign

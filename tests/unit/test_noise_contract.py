@@ -12,7 +12,7 @@ from trainbed.contract.env import NODE_NAME
 from trainbed.contract.noise import Calibration, HostSample, LoadSamples, RankNoise
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.kube import manifests
+from trainbed.orchestrator.kube.objects import manifests
 from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 

@@ -15,7 +15,7 @@ import pytest
 from tests.unit.test_trial_status import T0, T2, T3, job, pod
 from trainbed.contract.records import Result
 from trainbed.contract.trial import Resources, TrialSpec, Workload
-from trainbed.orchestrator.kube.status import observation
+from trainbed.orchestrator.kube.objects.trial_status import observation
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()

@@ -10,7 +10,7 @@ import pytest
 from trainbed.contract.pilot import PilotRecord, PointMeasure, read_pilot, write_pilot
 from trainbed.contract.records import EpochRecord, Result
 from trainbed.orchestrator.plan.parse import parse_campaign
-from trainbed.orchestrator.plan.pilot import (
+from trainbed.orchestrator.plan.pilot_prediction import (
     PILOT_PREFIX,
     campaign_wall_time,
     measure_point,

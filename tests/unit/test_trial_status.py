@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from trainbed.contract.records import Result
-from trainbed.orchestrator.kube.status import job_finished, trial_status
+from trainbed.orchestrator.kube.objects.trial_status import job_finished, trial_status
 
 T0, T1, T2, T3 = (f"2026-01-01T00:00:0{i}Z" for i in range(4))
 

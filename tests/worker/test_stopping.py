@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainbed.worker.stopping import TargetTracker, epochs_to_run
+from trainbed.contract.trial import epochs_to_run
+from trainbed.worker.stopping import TargetTracker
 
 
 @pytest.mark.timeout(10)

@@ -36,7 +36,54 @@ class DesignError(SpecError):
 
 
 class ClusterError(TrainbedError):
-    """A Kubernetes API call failed; the message names the object's namespace/name."""
+    """A Kubernetes API call failed; the message names the verb, the resource and its
+    namespace/name. ``status`` is the HTTP status, None where no answer came (a timeout, a reset
+    connection). This class is a temporary error: the caller may retry it."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PermanentClusterError(ClusterError):
+    """An API error that no retry will fix (401, 403, a missing CRD, 422 and the other 4xx
+    answers that are not about timing): the controller and ``run --backend kubernetes`` stop on
+    it, say which verb on which resource in which namespace, and exit 2."""
+
+    permanent = True
+    exit_code = 2
+
+
+#: Answers that say "not now" rather than "no": retried with backoff by the API adapter.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+#: 4xx answers that are about one object's state, which the caller decides on (absent, exists,
+#: changed meanwhile), never a reason to stop.
+OBJECT_STATUSES = frozenset({404, 409, 410})
+
+
+def api_error_retryable(status: int | None) -> bool:
+    """Worth sending again after a pause: no answer at all, 408, 425, 429 or any 5xx."""
+    return status is None or status in RETRYABLE_STATUSES or status >= 500
+
+
+def api_error_permanent(status: int | None, *, kind_missing: bool = False) -> bool:
+    """kopf's split: a 4xx that no retry fixes (401, 403, 422, 400, ...), or a 404 for the
+    resource type itself (``kind_missing``: the CRD is not installed). A 404, 409 or 410 about
+    one object, the retryable statuses and every 5xx are not."""
+    if status is None or not 400 <= status < 500:
+        return False
+    if status == 404:
+        return kind_missing
+    return status not in RETRYABLE_STATUSES and status not in OBJECT_STATUSES
+
+
+def api_error(message: str, status: int | None, *, kind_missing: bool = False) -> ClusterError:
+    """The error to raise for an API answer: permanent or temporary, as classified above."""
+    if api_error_permanent(status, kind_missing=kind_missing):
+        return PermanentClusterError(message, status=status)
+    return ClusterError(message, status=status)
 
 
 class ResultsError(UserError):

@@ -52,6 +52,16 @@ class TargetAccuracy(_Strict):
     )
 
 
+def epochs_to_run(epochs: int, max_epochs: int | None, has_target: bool) -> int:
+    """The epoch budget: with a target, ``max_epochs`` (or ``epochs``) caps the chase.
+
+    The worker trains this many epochs at most and the pilot predicts from it, so the rule lives
+    here, beside :class:`TargetAccuracy`, where both read it."""
+    if has_target and max_epochs is not None:
+        return max_epochs
+    return epochs
+
+
 class Workload(_Strict):
     """What a trial trains. Every key can be a factor's target (``workload.<key>``)."""
 

@@ -8,13 +8,14 @@ their Jobs, and creating an existing trial is a no-op, so no Job is ever duplica
 
 Once a second at most, it makes new records durable, then (and only then) lets the executor
 clean up their trials, then writes the Campaign's bounded status
-(:class:`~trainbed.orchestrator.kube.campaign_status.CampaignStatus`) when its value changed. A
-campaign recorded by the older format (every trial in ``status.trials``) is migrated once: its
-recorded trials are written to the records and the field is removed in the same status write.
+(:class:`~trainbed.orchestrator.kube.objects.campaign_status.CampaignStatus`) when its value
+changed. A campaign recorded by the older format (every trial in ``status.trials``) is migrated
+once: its recorded trials are written to the records and the field is removed in the same status
+write.
 
-Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.lease`) reconciles it,
-so a second controller in the namespace waits instead of writing beside the first, and takes
-over when the first stops or dies.
+Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.control.lease`)
+reconciles it, so a second controller in the namespace waits instead of writing beside the first,
+and takes over when the first stops or dies.
 """
 
 from __future__ import annotations
@@ -24,31 +25,28 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from trainbed.contract.env import RESULTS_PATH
-from trainbed.contract.errors import ClusterError, SpecError, UserError
+from trainbed.contract.errors import ClusterError, PermanentClusterError, SpecError, UserError
 from trainbed.orchestrator.driver import Driver
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.blockers import pvc_blocker, summarize
-from trainbed.orchestrator.kube.campaign_status import (
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.informer import Informer
+from trainbed.orchestrator.kube.control.caches import ClusterCaches
+from trainbed.orchestrator.kube.control.campaign_runtime import CampaignRuntime, now_stamp
+from trainbed.orchestrator.kube.control.executor import KubernetesExecutor
+from trainbed.orchestrator.kube.control.lease import LeaseKeeper
+from trainbed.orchestrator.kube.control.record_store import RecordStore, chunk_of
+from trainbed.orchestrator.kube.objects.blockers import pvc_blocker
+from trainbed.orchestrator.kube.objects.campaign_status import (
     FINAL_PHASES,
     CampaignStatus,
     Condition,
-    progress_conditions,
-    window,
-    with_conditions,
+    with_stalled,
 )
-from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecutor
-from trainbed.orchestrator.kube.informer import Informer
-from trainbed.orchestrator.kube.lease import LeaseKeeper
-from trainbed.orchestrator.kube.metadata import owner_reference
-from trainbed.orchestrator.kube.records import RecordStore, chunk_of, records_selector
+from trainbed.orchestrator.kube.objects.metadata import owner_reference
 from trainbed.orchestrator.plan.parse import parse_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
@@ -56,42 +54,14 @@ log = logging.getLogger(__name__)
 RESYNC_S = 30.0
 #: Records and status are written at most once per SYNC_S per campaign.
 SYNC_S = 1.0
-#: A live campaign's status says the controller looked at it at most this long ago.
-HEARTBEAT_S = 30.0
 #: How often the results PVC is read while a campaign runs.
 PVC_CHECK_S = 10.0
 #: Passes are at least this far apart, so a burst of watch events costs one pass, and at most
 #: a quarter of the controller's time goes to passes (a pass reads every trial of the plan).
 MIN_PASS_S = 0.05
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _age(stamp: str) -> float:
-    if not stamp:
-        return float("inf")
-    return time.time() - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-@dataclass
-class CampaignRuntime:
-    generation: int
-    campaign: Campaign
-    driver: Driver
-    executor: KubernetesExecutor
-    store: RecordStore
-    total: int
-    #: the status last written (what the API holds)
-    written: CampaignStatus
-    #: the status last computed (what ``run`` shows, written or not)
-    view: CampaignStatus
-    #: the old format's ``status.trials`` is still there and is removed with the next write
-    migrate: bool = False
-    last_sync: float = 0.0
-    last_pvc_check: float = float("-inf")
-    pvc: Any = None
+#: Pauses after a pass that failed on a temporary API error (the adapter has already retried
+#: each request), one step longer per failure in a row.
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Controller:
@@ -126,10 +96,49 @@ class Controller:
         return {n: o for n, o in found.items() if self.only is None or n == self.only}
 
     def start(self) -> Controller:
-        self.caches.start()
-        self.campaigns.start()
-        self.leases.start()
+        try:
+            self.caches.start()
+            self.campaigns.start()
+            self.leases.start()
+            self._raise_fatal()
+        except PermanentClusterError as err:
+            self._stall(err)
+            self.stop()
+            raise
         return self
+
+    def fatal(self) -> ClusterError | None:
+        """The permanent API error one of the controller's parts stopped on, if any."""
+        parts: list[Any] = [self.campaigns, self.caches.jobs, self.caches.pods, self.leases]
+        parts += [r.executor for r in self.runtimes.values()]
+        return next((p.fatal for p in parts if p.fatal is not None), None)
+
+    def _raise_fatal(self) -> None:
+        err = self.fatal()
+        if err is not None:
+            raise err
+
+    def _stall(self, err: ClusterError) -> None:
+        """Say on each campaign this controller looks after why it stopped (the ``Stalled``
+        condition), where the API lets it write that. The caller raises ``err``: the CLI prints
+        it as its one line and exits 2."""
+        found = self.campaigns.snapshot()
+        names = {n for n in found if n in self.runtimes or self.leases.holds(n)}
+        names |= {self.only} if self.only else set()
+        for name in sorted(names):
+            runtime = self.runtimes.get(name)
+            previous = (
+                runtime.written.conditions
+                if runtime is not None
+                else CampaignStatus.from_storage((found.get(name) or {}).get("status")).conditions
+            )
+            conditions = with_stalled(previous, err.status, str(err), now_stamp())
+            try:
+                self.api.patch_campaign_status(
+                    self.namespace, name, {"conditions": [c.for_storage() for c in conditions]}
+                )
+            except ClusterError as also:
+                log.warning("%s: the Stalled condition could not be written: %s", name, also)
 
     def interrupt(self) -> None:
         """Ask :meth:`run` to return after its pass (safe from a signal handler)."""
@@ -227,7 +236,7 @@ class Controller:
 
     def _invalid(self, name: str, generation: int, reason: str, message: str) -> None:
         self.invalid[name] = (generation, message)
-        valid = Condition("Valid", "False", reason, message, _now())
+        valid = Condition("Valid", "False", reason, message, now_stamp())
         self.api.patch_campaign_status(
             self.namespace,
             name,
@@ -272,6 +281,8 @@ class Controller:
             try:
                 runtime.store.write(batch)
             except ClusterError as err:
+                if err.permanent:
+                    raise
                 log.warning("%s: writing records failed: %s", runtime.campaign.name, err)
                 return  # the records stay unflushed and their Jobs stay; the next sync retries
             executor.flushed(list(batch))
@@ -282,8 +293,10 @@ class Controller:
                 pvc = self.api.get_object("PersistentVolumeClaim", self.namespace, k8s.results_pvc)
                 runtime.pvc = pvc_blocker(pvc, k8s.results_pvc, self.namespace)
             except ClusterError as err:
+                if err.permanent:
+                    raise
                 log.warning("%s: reading the results PVC failed: %s", runtime.campaign.name, err)
-        runtime.view = self._status(runtime, done)
+        runtime.view = runtime.status(done)
         if runtime.view == runtime.written and not runtime.migrate:
             return
         body = runtime.view.for_storage()
@@ -292,50 +305,12 @@ class Controller:
         try:
             self.api.patch_campaign_status(self.namespace, runtime.campaign.name, body)
         except ClusterError as err:
+            if err.permanent:
+                raise
             log.warning("%s: writing the status failed: %s", runtime.campaign.name, err)
             return
         runtime.written = runtime.view
         runtime.migrate = False
-
-    def _status(self, runtime: CampaignRuntime, done: bool) -> CampaignStatus:
-        """The campaign's status now, from the executor's state: a pure function of it,
-        plus the previous value's timestamps."""
-        executor = runtime.executor
-        previous = runtime.written
-        stamp = _now()
-        flight = executor.in_flight()
-        found = executor.blockers(time.time())
-        if runtime.pvc is not None:
-            found.insert(0, ("", runtime.pvc))
-        running = len(flight)
-        started = previous.started_at or (stamp if running or executor.done else "")
-        complete = executor.done >= runtime.total
-        heartbeat = previous.heartbeat
-        if not complete and _age(heartbeat) >= HEARTBEAT_S:
-            heartbeat = stamp
-        wanted = progress_conditions(
-            done=executor.done,
-            total=runtime.total,
-            failed=executor.failed,
-            blockers=summarize(found),
-        )
-        phase = "Running" if running or executor.done else "Pending"
-        return CampaignStatus(
-            phase="Completed" if complete else phase,
-            observed_generation=runtime.generation,
-            total=runtime.total,
-            done=executor.done,
-            failed=executor.failed,
-            running=running,
-            phases=tuple(sorted(executor.phase_counts(flight).items())),
-            started_at=started,
-            completed_at=previous.completed_at or (stamp if complete else ""),
-            heartbeat=heartbeat,
-            in_flight=window(flight),
-            failures=tuple(executor.failures),
-            conditions=with_conditions(previous.conditions, wanted, stamp),
-            records=records_selector(runtime.campaign.name),
-        )
 
     def _durable(self) -> bool:
         """Every reconciled campaign's completion is written: records and status."""
@@ -348,10 +323,23 @@ class Controller:
 
     def run(self, *, until_done: bool = False) -> None:
         """Reconcile until stopped; with ``until_done``, until ``only`` is done or invalid."""
+        failures = 0
         while not self.stopping.is_set():
             seen = self.caches.changes.count
             began = time.monotonic()
-            done = self.reconcile_once()
+            try:
+                done = self.reconcile_once()
+                self._raise_fatal()
+            except PermanentClusterError as err:
+                self._stall(err)
+                raise
+            except ClusterError as err:
+                pause = RETRY_S[min(failures, len(RETRY_S) - 1)]
+                failures += 1
+                log.warning("%s; trying again in %g s", err, pause)
+                self.stopping.wait(pause)
+                continue
+            failures = 0
             if until_done and self.only is not None and self.only in self.invalid:
                 return
             if until_done and done and self._durable():

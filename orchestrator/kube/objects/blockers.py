@@ -2,7 +2,8 @@
 
 A trial that waits forever looks, from outside, like a campaign that is merely slow. These
 functions turn what the controller already watches (its trials' Jobs and pods) and one read of
-the results PVC into :class:`~trainbed.orchestrator.kube.campaign_status.Blocker` values, which
+the results PVC into :class:`~trainbed.orchestrator.kube.objects.campaign_status.Blocker` values,
+which
 become the Campaign's ``Blocked`` condition and the line ``run`` and ``status`` print:
 
 - the results PVC is missing, or Pending with no StorageClass to provision it;
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from trainbed.orchestrator.kube.campaign_status import Blocker
+from trainbed.orchestrator.kube.objects.campaign_status import Blocker
 
 #: Container waiting reasons that never resolve on their own.
 STUCK_WAITING = (

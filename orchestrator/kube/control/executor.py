@@ -6,14 +6,15 @@ backend. Creation and cleanup are idempotent under deterministic names and run o
 pool, so a slow API round-trip never leaves allowed concurrency idle nor stalls the loop.
 
 State is rebuilt after a restart from what the cluster holds: a trial with a record in the
-campaign's records ConfigMaps (:mod:`~trainbed.orchestrator.kube.records`) is recorded, a trial
-with a Job is running or finished, anything else is pending. A finished trial's objects are
-deleted (``cleanup: delete``) only once its record is durable (:meth:`flushed`), so a controller
-killed in between finds the Job again and records the trial, once.
+campaign's records ConfigMaps (:mod:`~trainbed.orchestrator.kube.control.record_store`) is
+recorded, a trial with a Job is running or finished, anything else is pending. A finished trial's
+objects are deleted (``cleanup: delete``) only once its record is durable (:meth:`flushed`), so a
+controller killed in between finds the Job again and records the trial, once.
 
 Work per pass is proportional to what changed, not to the campaign: the caches index objects by
 campaign and trial and hand each executor the trials that changed since its last pass, and the
-observations the driver reads are kept between passes.
+observations the driver reads are kept between passes. The caches are
+:mod:`~trainbed.orchestrator.kube.control.caches`.
 """
 
 from __future__ import annotations
@@ -26,22 +27,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
+from trainbed.contract.errors import ClusterError
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.blockers import job_blocker, pod_blocker
-from trainbed.orchestrator.kube.campaign_status import FAILURES, Blocker, Failure, InFlight
-from trainbed.orchestrator.kube.informer import Changes, Informer, Obj
-from trainbed.orchestrator.kube.manifests import (
-    INDEX_ANNOTATION,
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.informer import Obj
+from trainbed.orchestrator.kube.control.caches import ClusterCaches
+from trainbed.orchestrator.kube.objects.blockers import job_blocker, pod_blocker
+from trainbed.orchestrator.kube.objects.campaign_status import FAILURES, Blocker, Failure, InFlight
+from trainbed.orchestrator.kube.objects.manifests import (
     trial_configmap,
     trial_job,
     trial_service,
 )
-from trainbed.orchestrator.kube.metadata import job_name
-from trainbed.orchestrator.kube.status import job_finished, observation, trial_status
+from trainbed.orchestrator.kube.objects.metadata import job_name
+from trainbed.orchestrator.kube.objects.trial_status import job_finished, observation, trial_status
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir
@@ -53,111 +54,6 @@ def _ts(value: str | None) -> float | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def slim(obj: Obj) -> Obj:
-    """What the executor reads of a Job or a pod: names, trainbed's labels, the rank
-    annotation, the creation time, and the status. Spec, managedFields and the level
-    annotations stay out of the cache (they are most of an object's size)."""
-    meta = obj.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    kept: dict[str, Any] = {
-        "name": meta.get("name"),
-        "labels": meta.get("labels") or {},
-        "creationTimestamp": meta.get("creationTimestamp"),
-    }
-    if INDEX_ANNOTATION in annotations:
-        kept["annotations"] = {INDEX_ANNOTATION: annotations[INDEX_ANNOTATION]}
-    return {"metadata": kept, "status": obj.get("status") or {}}
-
-
-def _trial_key(obj: Obj) -> tuple[str | None, str | None]:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get(CAMPAIGN_LABEL), labels.get(TRIAL_LABEL)
-
-
-class ClusterCaches:
-    """Shared informers over trainbed's Jobs and pods in one namespace, indexed by campaign
-    and trial, with the set of trials that changed per campaign."""
-
-    def __init__(self, api: KubeApi, namespace: str, changes: Changes | None = None) -> None:
-        self.api = api
-        self.namespace = namespace
-        self.changes = changes or Changes()
-        self._lock = threading.Lock()
-        self._jobs: dict[str, dict[str, Obj]] = {}
-        self._pods: dict[str, dict[str, dict[str, Obj]]] = {}
-        self._dirty: dict[str, set[str]] = {}
-        self.jobs = Informer(
-            api.lister("Job", namespace),
-            self.changes,
-            label_selector=MANAGED_SELECTOR,
-            name="jobs",
-            transform=slim,
-            on_change=self._job_changed,
-        )
-        self.pods = Informer(
-            api.lister("Pod", namespace),
-            self.changes,
-            label_selector=MANAGED_SELECTOR,
-            name="pods",
-            transform=slim,
-            on_change=self._pod_changed,
-        )
-
-    def _job_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
-        campaign, trial = _trial_key(new or old or {})
-        if not campaign or not trial:
-            return
-        with self._lock:
-            jobs = self._jobs.setdefault(campaign, {})
-            if new is None:
-                jobs.pop(trial, None)
-            else:
-                jobs[trial] = new
-            self._dirty.setdefault(campaign, set()).add(trial)
-
-    def _pod_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
-        campaign, trial = _trial_key(new or old or {})
-        if not campaign or not trial:
-            return
-        with self._lock:
-            trials = self._pods.setdefault(campaign, {})
-            pods = trials.setdefault(trial, {})
-            if new is None:
-                pods.pop(name, None)
-                if not pods:
-                    del trials[trial]
-            else:
-                pods[name] = new
-            self._dirty.setdefault(campaign, set()).add(trial)
-
-    def trial(self, campaign: str, trial: str) -> tuple[Obj | None, list[Obj]]:
-        """The trial's Job (or None) and its pods."""
-        with self._lock:
-            job = self._jobs.get(campaign, {}).get(trial)
-            pods = list(self._pods.get(campaign, {}).get(trial, {}).values())
-        return job, pods
-
-    def drain(self, campaign: str) -> set[str]:
-        """The trials of ``campaign`` whose Job or pods changed since the last drain."""
-        with self._lock:
-            return self._dirty.pop(campaign, set())
-
-    def mark_all(self, campaign: str) -> None:
-        """Treat every trial of ``campaign`` the caches hold as changed (a new executor)."""
-        with self._lock:
-            known = set(self._jobs.get(campaign, {})) | set(self._pods.get(campaign, {}))
-            self._dirty.setdefault(campaign, set()).update(known)
-
-    def start(self) -> ClusterCaches:
-        self.jobs.start()
-        self.pods.start()
-        return self
-
-    def stop(self) -> None:
-        self.jobs.stop()
-        self.pods.stop()
 
 
 class KubernetesExecutor:
@@ -216,6 +112,9 @@ class KubernetesExecutor:
         self.seen: dict[str, TrialObservation] = {}
         #: trial_id -> why creating its objects failed (the last attempt)
         self.create_errors: dict[str, str] = {}
+        #: A permanent API error met creating or deleting a trial's objects (403 on jobs, say):
+        #: the controller stops on it instead of retrying forever.
+        self.fatal: ClusterError | None = None
         self._creating: dict[str, float] = {}
         self._create_failed: set[str] = set()
         self._cleaning: set[str] = set()
@@ -278,8 +177,11 @@ class KubernetesExecutor:
             self.api.create(trial_job(self.campaign, trial, namespace=ns, owner=self.owner))
             self.create_errors.pop(trial.trial_id, None)
         except Exception as err:  # noqa: BLE001 - reported in status, retried by the driver
-            log.warning("creating trial %s failed: %s", trial.trial_id, err)
             self.create_errors[trial.trial_id] = str(err)
+            if isinstance(err, ClusterError) and err.permanent:
+                self.fatal = err  # no retry fixes it: the controller stops on it and says why
+            else:
+                log.warning("creating trial %s failed: %s", trial.trial_id, err)
             with self._lock:
                 self._creating.pop(trial.trial_id, None)
                 self._create_failed.add(trial.trial_id)
@@ -346,6 +248,8 @@ class KubernetesExecutor:
         except Exception as err:  # noqa: BLE001 - the next restart finds the Job and retries
             log.warning("cleaning up trial %s failed: %s", trial_id, err)
             self._cleaning.discard(trial_id)
+            if isinstance(err, ClusterError) and err.permanent:
+                self.fatal = err
 
     def wait(self, timeout: float) -> None:
         self._seen = self.caches.changes.wait(self._seen, timeout)

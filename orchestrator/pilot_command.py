@@ -1,6 +1,7 @@
 """``trainbed pilot FILE``: run each design point briefly, predict every trial and the campaign.
 
-The adapter around :mod:`trainbed.orchestrator.plan.pilot`: it writes the pilot's own results
+The adapter around :mod:`trainbed.orchestrator.plan.pilot_prediction`: it writes the pilot's own
+results
 directory (``DIR/<campaign>/pilot/``, a results directory like any other, so ``trainbed analyze``
 reads it too), drives the pilot trials through the same driver and local executor as ``trainbed
 run``, times each one as the driver sees it, and writes ``DIR/<campaign>/pilot.json``, where
@@ -31,7 +32,7 @@ from trainbed.orchestrator.driver import Driver, DriverEvents
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.plan.parse import load_campaign
-from trainbed.orchestrator.plan.pilot import (
+from trainbed.orchestrator.plan.pilot_prediction import (
     campaign_wall_time,
     measure_point,
     pilot_plan,

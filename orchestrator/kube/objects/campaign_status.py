@@ -4,7 +4,8 @@
 phase, the counts, the campaign's own timestamps, its conditions, and two bounded windows, the
 trials in flight (at most :data:`IN_FLIGHT`, oldest first) and the latest failures (at most
 :data:`FAILURES`). Per-trial records live in the records ConfigMaps
-(:mod:`~trainbed.orchestrator.kube.records`), so the object stays a few KiB at any campaign size.
+(:mod:`~trainbed.orchestrator.kube.control.record_store`), so the object stays a few KiB at any
+campaign size.
 
 :meth:`CampaignStatus.from_storage` reads the stored dict and :meth:`CampaignStatus.for_storage`
 writes it; the controller compares values and sends a merge patch only when the value changed.
@@ -255,3 +256,19 @@ def progress_conditions(
     else:
         conditions.append(Condition("Blocked", "False", "NothingBlocks", ""))
     return conditions
+
+
+#: The reason a ``Stalled`` condition gives for the HTTP status of the error it reports.
+STALLED_REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 422: "Invalid"}
+
+
+def with_stalled(
+    conditions: tuple[Condition, ...], status: int | None, message: str, now: str
+) -> tuple[Condition, ...]:
+    """``conditions`` plus ``Stalled`` (kstatus's name for "a person must act"): the controller
+    stopped on a permanent API error, which ``message`` names. Any older ``Stalled`` is replaced;
+    the next status the controller writes after a restart leaves it out."""
+    stalled = Condition(
+        "Stalled", "True", STALLED_REASONS.get(status or 0, "ApiError"), _cut(message, 1000), now
+    )
+    return (*(c for c in conditions if c.type != "Stalled"), stalled)

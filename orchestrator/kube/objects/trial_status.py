@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainbed.contract.records import Result
-from trainbed.orchestrator.kube.manifests import INDEX_ANNOTATION
+from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
 from trainbed.orchestrator.outcome import OOM_EXIT_CODE, TrialObservation
 
 FINAL = ("Complete", "Failed")

@@ -30,7 +30,7 @@ from trainbed.contract.env import (
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.quantity import threads_for_cpu
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.kube.metadata import (
+from trainbed.orchestrator.kube.objects.metadata import (
     container_security_context,
     job_name,
     level_annotations,

@@ -26,8 +26,8 @@ from trainbed.contract.errors import ClusterError
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.manifests import INDEX_ANNOTATION
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 

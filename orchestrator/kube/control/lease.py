@@ -33,8 +33,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from trainbed.contract.errors import ClusterError
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.metadata import campaign_labels, object_metadata, owner_reference
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.objects.metadata import (
+    campaign_labels,
+    object_metadata,
+    owner_reference,
+)
 
 log = logging.getLogger(__name__)
 #: How long a lease holds without renewal (``spec.leaseDurationSeconds``).
@@ -143,6 +147,8 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+        #: A permanent API error met while keeping a lease (403 on leases, say).
+        self.fatal: ClusterError | None = None
 
     def start(self) -> LeaseKeeper:
         self.keep()  # the campaigns there now are decided before the first pass
@@ -162,7 +168,11 @@ class LeaseKeeper:
             try:
                 changed |= self._keep_one(name, obj)
             except ClusterError as err:  # the API is away: holds() lapses on its own
-                log.warning("%s: the lease could not be kept: %s", name, err)
+                if err.permanent:  # no retry fixes it: the controller stops on it and says why
+                    self.fatal = err
+                    changed = True
+                else:
+                    log.warning("%s: the lease could not be kept: %s", name, err)
         with self._lock:
             for name in set(self._renewed) - set(wanted):  # deleted: its lease went with it
                 del self._renewed[name]

@@ -1,7 +1,8 @@
 """``trainbed status NAME``: a Campaign's counts, what blocks it, its trials in flight and its
 latest failures; ``--trial ID`` for one trial's record, ``--watch`` for a live progress bar.
 
-It reads the Campaign object (bounded: counts and windows, see :mod:`.campaign_status`) and, for
+It reads the Campaign object (bounded: counts and windows, see
+:mod:`~trainbed.orchestrator.kube.objects.campaign_status`) and, for
 one trial, the records ConfigMaps, so it works from any machine with a kubeconfig, and says
 when no controller is looking after the campaign.
 """
@@ -17,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from trainbed.contract.errors import UserError
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.campaign_status import FINAL_PHASES, CampaignStatus
-from trainbed.orchestrator.kube.progress import CampaignProgress
-from trainbed.orchestrator.kube.records import RecordStore
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.control.record_store import RecordStore
+from trainbed.orchestrator.kube.objects.campaign_status import FINAL_PHASES, CampaignStatus
+from trainbed.orchestrator.kube.verbs.progress import CampaignProgress
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 
@@ -33,13 +34,17 @@ STALE_HEARTBEAT_S = 120.0
 
 
 def diagnosis(obj: dict[str, Any], now: float | None = None) -> str:
-    """What the Campaign object itself says is wrong, beyond its Blocked condition: no
-    controller has picked it up, or the one that did stopped looking. Empty when all is well."""
+    """What the Campaign object itself says is wrong, beyond its Blocked condition: the
+    controller stopped on a permanent API error (Stalled), no controller has picked it up, or the
+    one that did stopped looking. Empty when all is well."""
     now = time.time() if now is None else now
     meta = obj.get("metadata") or {}
     status = CampaignStatus.from_storage(obj.get("status"))
     if status.phase in FINAL_PHASES:
         return ""
+    stalled = status.condition("Stalled")
+    if stalled is not None and stalled.status == "True":
+        return f"the controller stopped on an API error no retry fixes: {stalled.message}"
     age = now - _ts(meta.get("creationTimestamp"), now)
     generation = int(meta.get("generation") or 0)
     if status.observed_generation is None and age > NO_CONTROLLER_S:

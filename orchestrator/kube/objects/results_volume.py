@@ -1,6 +1,6 @@
 """The results volume: the PVC every trial writes to, and the reader pod that ``collect`` uses.
 
-Pure converters like :mod:`~trainbed.orchestrator.kube.manifests` (whose naming, labels and
+Pure converters like :mod:`~trainbed.orchestrator.kube.objects.manifests` (whose naming, labels and
 restricted profile they share). The Helm chart creates the PVC in a real install;
 :func:`results_pvc` is for tests and for clusters set up without the chart. ``trainbed collect``
 runs from the user's kubeconfig: it creates :func:`reader_pod`, streams ``tar`` out of it over the
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainbed.contract.env import MANAGED_BY, MANAGER
-from trainbed.orchestrator.kube.metadata import (
+from trainbed.orchestrator.kube.objects.metadata import (
     campaign_labels,
     container_security_context,
     object_metadata,

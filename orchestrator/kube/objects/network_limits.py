@@ -1,7 +1,7 @@
 """What the Kubernetes backend can enforce of a campaign's network keys, decided before submit.
 
 ``resources.bandwidth`` becomes the pods' ``kubernetes.io/{ingress,egress}-bandwidth``
-annotations (:func:`trainbed.orchestrator.kube.manifests.bandwidth_annotations`), which the
+annotations (:func:`trainbed.orchestrator.kube.objects.manifests.bandwidth_annotations`), which the
 node's CNI enforces. ``resources.latency`` cannot be: adding delay needs ``tc netem`` with
 NET_ADMIN inside the pod, and worker pods run under the restricted Pod Security Standard (all
 capabilities dropped). A campaign that sets it is refused here, before anything is created, so

@@ -1,6 +1,7 @@
 """Per-trial records of a campaign, kept out of the Campaign object: chunked ConfigMaps.
 
-The Campaign's status stays bounded (:mod:`~trainbed.orchestrator.kube.campaign_status`); each
+The Campaign's status stays bounded (:mod:`~trainbed.orchestrator.kube.objects.campaign_status`);
+each
 recorded trial's entry (its Job's timestamps, its outcome and reason) goes into a ConfigMap
 ``<campaign>-records-<k>`` owned by the Campaign, where ``k`` is the trial's position in the run
 order divided by :data:`CHUNK`. So 10,000 trials are 40 objects of at most ~200 KiB each, written
@@ -12,7 +13,7 @@ alternatives.
 A record is written once, when the trial is recorded, and never changes: a merge patch that adds
 the trial's key is idempotent, so a controller that dies between the patch and its reply writes
 the same record again and nothing else. The pure converters are here with the thin adapter that
-reads and writes them through :class:`~trainbed.orchestrator.kube.api.KubeApi`.
+reads and writes them through :class:`~trainbed.orchestrator.kube.adapter.api.KubeApi`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 
 from trainbed.contract.env import CAMPAIGN_LABEL
 from trainbed.contract.errors import ClusterError
-from trainbed.orchestrator.kube.api import KubeApi
-from trainbed.orchestrator.kube.metadata import campaign_labels, object_metadata
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.objects.metadata import campaign_labels, object_metadata
 
 #: Trials per records ConfigMap. A record is at most ~800 bytes (the reason is capped at
 #: REASON_CHARS), so a chunk stays far below the 1 MiB a ConfigMap may hold.

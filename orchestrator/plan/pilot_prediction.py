@@ -12,7 +12,8 @@ trial of the campaign:
   the noise guard's calibrations), and the campaign's wall time = the sum / concurrency.
 
 A trial with an accuracy target may stop before its epoch budget, so its prediction assumes the
-budget and says it is an upper bound. No I/O here: :mod:`trainbed.orchestrator.pilot` runs it.
+budget and says it is an upper bound. No I/O here: :mod:`trainbed.orchestrator.pilot_command` runs
+it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from dataclasses import dataclass, replace
 
 from trainbed.contract.pilot import PointMeasure, TrialPrediction
 from trainbed.contract.records import Result
-from trainbed.contract.trial import TrialSpec
+from trainbed.contract.trial import TrialSpec, epochs_to_run
 from trainbed.orchestrator.plan.design import Design, Run
 from trainbed.orchestrator.plan.trials import CampaignPlan, trial_spec
-from trainbed.worker.stopping import epochs_to_run
 
 PILOT_PREFIX = "pilot-"
 DEFAULT_ITERATIONS = 20

@@ -8,7 +8,7 @@ controller waits on instead of sleeping, and is handed to ``on_change`` so a con
 its own index (the Kubernetes executor indexes by campaign and trial).
 
 Objects stay JSON dicts end to end: ``list_fn`` returns the unread response
-(:meth:`~trainbed.orchestrator.kube.api.KubeApi.lister`) and the watch runs with
+(:meth:`~trainbed.orchestrator.kube.adapter.api.KubeApi.lister`) and the watch runs with
 ``deserialize=False``, so no event is turned into the client's model classes
 and back (that round trip cost more CPU per event than the API server spent sending it).
 ``transform`` trims each object to the fields its consumer reads before it is cached, as
@@ -23,12 +23,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import watch
-from kubernetes.client.exceptions import ApiException
+from trainbed.contract.errors import ClusterError
+from trainbed.orchestrator.kube.adapter.client import ApiException, Watch
 
 log = logging.getLogger(__name__)
 #: Objects per list page: bounds one response's size at 10,000 trials.
 PAGE = 500
+#: Pause after a failed list or watch, doubled per failure in a row up to the last.
+RELIST_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 Obj = dict[str, Any]
 OnChange = Callable[[str, Obj | None, Obj | None], None]
@@ -79,21 +81,28 @@ class Informer:
         self.lock = threading.Lock()
         self.synced = threading.Event()
         self._stop = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._watch: Watch | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
+        #: A permanent API error (403 on list, no CRD): the informer stopped on it, and its
+        #: owner stops too (:meth:`start` raises it; the controller checks after each pass).
+        self.fatal: ClusterError | None = None
+        self._failures = 0
 
     def start(self, timeout: float = 60.0) -> Informer:
         self._thread.start()
         if not self.synced.wait(timeout):
             raise TimeoutError(f"{self.name}: the first list did not finish in {timeout:g} s")
+        if self.fatal is not None:
+            raise self.fatal
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._watch is not None:
             self._watch.stop()
-        self._thread.join(timeout=1)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
 
     def snapshot(self) -> dict[str, Obj]:
         with self.lock:
@@ -136,6 +145,7 @@ class Informer:
                 self.on_change(name, old.get(name), item)
         self.changes.bump()
         self.synced.set()
+        self._failures = 0
         return version
 
     def _apply(self, kind: str, raw: Obj) -> None:
@@ -155,7 +165,7 @@ class Informer:
             try:
                 if not version:
                     version = self._list()
-                self._watch = watch.Watch()
+                self._watch = Watch()
                 for event in self._watch.stream(
                     self.list_fn,
                     resource_version=version,
@@ -171,12 +181,25 @@ class Informer:
                     version = raw["metadata"].get("resourceVersion", version)
                     if kind != "BOOKMARK":
                         self._apply(kind, raw)
-            except ApiException as err:
+            except ClusterError as err:  # the list or the watch request was answered "no"
+                if self._stop.is_set():
+                    return
+                if err.permanent:
+                    log.debug("%s: stopped: %s", self.name, err)  # the owner reports it
+                    self.fatal = err
+                    self.synced.set()  # start() returns, and raises it
+                    self.changes.bump()  # the owner's loop wakes up and sees it
+                    return
+                if err.status != 410:
+                    log.warning("%s: %s; relisting", self.name, err)
+                    self._pause()
+                version = ""
+            except ApiException as err:  # an ERROR event in the watch stream
                 if self._stop.is_set():
                     return
                 if err.status != 410:
                     log.warning("%s: watch failed (%s); relisting", self.name, err.reason)
-                    self._stop.wait(1.0)
+                    self._pause()
                 version = ""
             except Exception as err:  # noqa: BLE001 - keep the cache alive, report once
                 if self._stop.is_set():
@@ -184,4 +207,9 @@ class Informer:
                 self.error = err
                 log.warning("%s: watch error %r; relisting", self.name, err)
                 version = ""
-                self._stop.wait(1.0)
+                self._pause()
+
+    def _pause(self) -> None:
+        """Back off before the next list: longer with each failure in a row."""
+        self._stop.wait(RELIST_S[min(self._failures, len(RELIST_S) - 1)])
+        self._failures += 1

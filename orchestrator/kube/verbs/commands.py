@@ -1,10 +1,10 @@
 """``trainbed submit | logs | collect`` and ``run --backend kubernetes``; ``status`` is
 :mod:`.status_command`.
 
-Thin adapters over :mod:`trainbed.orchestrator.kube.api`: the Campaign resource is the interface,
-so everything here also works with plain ``kubectl``. Namespaces resolve as kubectl's do
-(:func:`~trainbed.orchestrator.kube.api.resolve_namespace`): the flag, else the file's
-``metadata.namespace``, else the kubeconfig context's.
+Thin adapters over :mod:`trainbed.orchestrator.kube.adapter.api`: the Campaign resource is the
+interface, so everything here also works with plain ``kubectl``. Namespaces resolve as kubectl's
+do (:func:`~trainbed.orchestrator.kube.adapter.namespaces.resolve_namespace`): the flag, else the
+file's ``metadata.namespace``, else the kubeconfig context's.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from rich.console import Console
 
 from trainbed.contract.env import campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
-from trainbed.orchestrator.kube.api import KubeApi, resolve_namespace
-from trainbed.orchestrator.kube.campaign_status import CampaignStatus
-from trainbed.orchestrator.kube.collected import save_logs, settle
-from trainbed.orchestrator.kube.network_limits import refuse_unenforceable
-from trainbed.orchestrator.kube.progress import CampaignProgress
-from trainbed.orchestrator.kube.records import RecordStore
-from trainbed.orchestrator.kube.status_command import summary
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
+from trainbed.orchestrator.kube.control.record_store import RecordStore
+from trainbed.orchestrator.kube.objects.campaign_status import CampaignStatus
+from trainbed.orchestrator.kube.objects.network_limits import refuse_unenforceable
+from trainbed.orchestrator.kube.verbs.collected import save_logs, settle
+from trainbed.orchestrator.kube.verbs.progress import CampaignProgress
+from trainbed.orchestrator.kube.verbs.status_command import summary
 from trainbed.orchestrator.outcome import TrialObservation
 from trainbed.orchestrator.plan.parse import load_campaign, parse_campaign
 from trainbed.orchestrator.plan.spec import Campaign, KubernetesSettings
@@ -93,8 +94,8 @@ def collect(
     """Copy ``<results_path>/<name>`` from the PVC via a short-lived reader pod and exec+tar,
     then complete it (:func:`_complete`); ``seen`` holds the observations of the trials that
     ``run`` recorded from here."""
-    from trainbed.orchestrator.kube.manifests import placement
-    from trainbed.orchestrator.kube.results_volume import reader_pod
+    from trainbed.orchestrator.kube.objects.manifests import placement
+    from trainbed.orchestrator.kube.objects.results_volume import reader_pod
 
     api = api or KubeApi.from_environment()
     obj = api.get_campaign(namespace, name)
@@ -153,7 +154,8 @@ def _complete(
     seen: dict[str, TrialObservation],
     console: Console,
 ) -> None:
-    """What the PVC does not hold (:mod:`~trainbed.orchestrator.kube.collected`): the campaign's
+    """What the PVC does not hold (:mod:`~trainbed.orchestrator.kube.verbs.collected`): the
+    campaign's
     spec and design where no in-cluster controller wrote them, each trial's spec and rank logs,
     and each recorded outcome over a worker's ``result.json`` that disagrees with it."""
     name = obj["metadata"]["name"]
@@ -186,7 +188,7 @@ def run_on_cluster(
 ) -> Path | None:
     """``trainbed run --backend kubernetes``: submit, drive it from here with live progress
     (and what blocks it), then collect."""
-    from trainbed.orchestrator.kube.controller import Controller
+    from trainbed.orchestrator.kube.control.controller import Controller
 
     campaign = load_campaign(file)
     refuse_unenforceable(campaign, str(file))

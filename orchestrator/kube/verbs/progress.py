@@ -1,6 +1,6 @@
 """Live progress of a cluster campaign, for ``run --backend kubernetes`` and ``status --watch``.
 
-One rich bar over a :class:`~trainbed.orchestrator.kube.campaign_status.CampaignStatus`:
+One rich bar over a :class:`~trainbed.orchestrator.kube.objects.campaign_status.CampaignStatus`:
 recorded of total, then failed, running and pending, the rate over the last minute, the ETA
 at that rate, and, under it, what blocks the campaign when something does. A blocker (or a
 diagnosis such as "no controller has reconciled this campaign") is also printed as a plain line
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from trainbed.contract.env import NO_PROGRESS
-from trainbed.orchestrator.kube.campaign_status import CampaignStatus
+from trainbed.orchestrator.kube.objects.campaign_status import CampaignStatus
 
 #: The rate is taken over this window.
 RATE_WINDOW_S = 60.0

@@ -1,110 +1,35 @@
 """The one adapter that talks to the Kubernetes API. Every call goes through here.
 
-It maps API errors to :class:`~trainbed.contract.errors.ClusterError` naming the kind and
-namespace/name, chaining the original ``ApiException``, and makes creation idempotent: an object
-that already exists under its deterministic name is not an error.
-
-Requests go over the client's own connection pool and credentials (kubeconfig, or the pod's
-service account), but as plain JSON over REST paths: the client's typed API classes cost 15 s to
-import on a loaded 2-core machine (hundreds of pydantic models), validate every call's arguments
-and build a model of every response, which is more CPU than the API server spends per request.
-The typed classes stay available (``core``, ``batch``, ``custom``, loaded on first use) for
-tests and for the exec stream of ``trainbed collect``.
+It maps API errors to :class:`~trainbed.contract.errors.ClusterError` in one line naming the verb,
+the resource and its namespace/name, permanent or temporary
+(:mod:`~trainbed.orchestrator.kube.adapter.api_errors`), chaining the original ``ApiException``; it
+sends a request again after a temporary error, with backoff; and it makes creation idempotent:
+an object that already exists under its deterministic name is not an error. Requests are plain
+JSON over REST paths, sent by :mod:`~trainbed.orchestrator.kube.adapter.client` (the one module
+that imports the Kubernetes client, and says why plain JSON).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from trainbed.contract.env import GROUP, PLURAL, VERSION
-from trainbed.contract.errors import ClusterError, UserError
+from trainbed.contract.errors import ClusterError, api_error_retryable
+from trainbed.orchestrator.kube.adapter import client
+from trainbed.orchestrator.kube.adapter.api_errors import BACKOFF_S, retry_after, translate
+from trainbed.orchestrator.kube.adapter.client import TIMEOUT, ApiException, _raw
 
 MERGE_PATCH = "application/merge-patch+json"
-#: Connections kept open: the informers' watches plus the trial-creation thread pool.
-POOL_SIZE = 32
 #: Objects per page when listing (records chunks, a campaign's pods).
 PAGE = 500
-#: Where a pod finds its own namespace (the service-account volume).
-POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-CRD_MISSING = (
-    "the Campaign CRD (campaigns.trainbed.io) is not installed in this cluster: "
-    "kubectl apply -f charts/trainbed/crds/ (or helm install the chart)"
-)
 
 T = TypeVar("T")
-
-
-def _wrap(what: str, call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except ApiException as err:
-        reason = err.reason or ""
-        raise ClusterError(f"{what}: {err.status} {reason}".strip()) from err
-
-
-def _raw(response: Any) -> bytes:
-    """Read and release a ``_preload_content=False`` response: its bytes, never a model.
-
-    The client's model classes cost more CPU per object than the request itself; trainbed reads
-    what it needs from plain JSON."""
-    try:
-        return response.data
-    finally:
-        response.release_conn()
-
-
-def _no_such_kind(err: ApiException) -> bool:
-    """A 404 for the resource type itself (no CRD), not for one object: the API server answers
-    it with a plain "404 page not found" instead of a Status naming the object."""
-    if err.status != 404:
-        return False
-    body = err.body.decode() if isinstance(err.body, bytes) else str(err.body or "")
-    try:
-        details = json.loads(body).get("details") or {}
-    except ValueError:
-        return True
-    return not details.get("name")
-
-
-def context_namespace(kubeconfig: str | None = None) -> str:
-    """The namespace kubectl would use: in a pod its own, else the kubeconfig's current
-    context's namespace, else ``default``."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and POD_NAMESPACE_FILE.exists():
-        return POD_NAMESPACE_FILE.read_text().strip() or "default"
-    path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    try:
-        paths = path.split(os.pathsep) if path else [None]
-        for one in paths:
-            _, active = config.list_kube_config_contexts(config_file=one)
-            if active:
-                return (active.get("context") or {}).get("namespace") or "default"
-    except (config.ConfigException, OSError, TypeError):
-        pass
-    return "default"
-
-
-def resolve_namespace(
-    flag: str | None, file_namespace: str | None = None, kubeconfig: str | None = None
-) -> str:
-    """As kubectl: ``--namespace``, else the file's ``metadata.namespace``, else the context's.
-
-    A file whose namespace conflicts with ``--namespace`` is the user's error."""
-    if flag and file_namespace and flag != file_namespace:
-        raise UserError(
-            f"--namespace {flag} conflicts with the campaign file's metadata.namespace "
-            f"{file_namespace}: drop one of them"
-        )
-    return flag or file_namespace or context_namespace(kubeconfig)
-
 
 #: kind -> (API path prefix, plural): the objects trainbed reads or writes.
 PATHS: dict[str, tuple[str, str]] = {
@@ -128,47 +53,60 @@ _QUERY = {
     "container": "container",
     "propagation_policy": "propagationPolicy",
 }
-#: Seconds to connect and to wait for an answer (watches wait as long as they last).
-TIMEOUT = urllib3.Timeout(connect=10, read=60)
+
+
+def resource_name(kind: str, subresource: str = "") -> str:
+    """The resource as RBAC names it: ``jobs.batch``, ``configmaps``,
+    ``campaigns.trainbed.io/status``."""
+    prefix, plural = PATHS[kind]
+    group = prefix.split("/")[2] if prefix.startswith("/apis/") else ""
+    return (f"{plural}.{group}" if group else plural) + (f"/{subresource}" if subresource else "")
+
+
+def _error(
+    verb: str, kind: str, namespace: str, name: str, err: ApiException, sub: str = ""
+) -> ClusterError:
+    return translate(verb, resource_name(kind, sub), namespace, name, err)
+
+
+def _wrap(
+    verb: str, kind: str, namespace: str, name: str, call: Callable[[], T], sub: str = ""
+) -> T:
+    """``call()``, its ApiException turned into trainbed's error for ``verb`` on the object."""
+    try:
+        return call()
+    except ApiException as err:
+        raise _error(verb, kind, namespace, name, err, sub) from err
 
 
 class KubeApi:
     """Typed-enough access to the objects trainbed manages."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, backoff: tuple[float, ...] = BACKOFF_S):
         self.api_client = api_client
         self.host = api_client.configuration.host.rstrip("/")
+        #: pauses before each new attempt after a temporary error (none: one attempt)
+        self.backoff = backoff
 
     @property
     def core(self) -> Any:
-        return client.CoreV1Api(self.api_client)
+        return client.typed(self.api_client, "core")
 
     @property
     def batch(self) -> Any:
-        return client.BatchV1Api(self.api_client)
+        return client.typed(self.api_client, "batch")
 
     @property
     def custom(self) -> Any:
-        return client.CustomObjectsApi(self.api_client)
+        return client.typed(self.api_client, "custom")
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeApi:
         """In-cluster config inside a pod, else the kubeconfig (``$KUBECONFIG`` or ~/.kube)."""
         try:
-            if kubeconfig is None:
-                configuration = client.Configuration()
-                config.load_incluster_config(client_configuration=configuration)
-                configuration.connection_pool_maxsize = POOL_SIZE
-                return cls(client.ApiClient(configuration))
-        except config.ConfigException:
-            pass
-        configuration = client.Configuration()
-        try:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        except (config.ConfigException, FileNotFoundError, TypeError) as err:
+            return cls(client.load(kubeconfig))
+        except client.NoConfiguration as err:
             raise ClusterError(f"no cluster configuration: {err}") from err
-        configuration.connection_pool_maxsize = POOL_SIZE
-        return cls(client.ApiClient(configuration))
 
     # --- the one request function -------------------------------------------------------------
 
@@ -182,28 +120,32 @@ class KubeApi:
         timeout: urllib3.Timeout = TIMEOUT,
         **query: Any,
     ) -> Any:
-        """One API request; the unread urllib3 response, or ApiException on a non-2xx status."""
+        """One API request; the unread urllib3 response, or ApiException on a non-2xx status or
+        no answer. A temporary error (no answer, 408, 429, 5xx) is retried after each pause of
+        :attr:`backoff` (a 429's Retry-After where it is longer), then raised. Every trainbed
+        write is idempotent under deterministic names, so sending one twice is safe."""
         params = {
             _QUERY[k]: (str(v).lower() if isinstance(v, bool) else v)
             for k, v in query.items()
             if k in _QUERY and v is not None
         }
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
-        headers = {"Accept": "application/json", **self.api_client.default_headers}
-        for setting in self.api_client.configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":"))
-        response = self.api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=headers, preload_content=False, timeout=timeout
-        )
-        if not 200 <= response.status <= 299:
-            text = _raw(response)
-            raise ApiException(status=response.status, reason=response.reason, body=text.decode())
-        return response
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        for pause in (*self.backoff, None):
+            try:
+                return client.send(
+                    self.api_client,
+                    method,
+                    url,
+                    data=data,
+                    content_type=content_type,
+                    timeout=timeout,
+                )
+            except ApiException as err:
+                if pause is None or not api_error_retryable(err.status):
+                    raise
+                time.sleep(retry_after(err, pause))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _collection(self, kind: str, namespace: str) -> str:
         prefix, plural = PATHS[kind]
@@ -226,11 +168,7 @@ class KubeApi:
         except ApiException as err:
             if err.status == 409:
                 return False
-            if kind == "Campaign" and _no_such_kind(err):
-                raise ClusterError(CRD_MISSING) from err
-            raise ClusterError(
-                f"create {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise _error("create", kind, namespace, name, err) from err
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete (dependents in the background); False when it was already gone."""
@@ -241,11 +179,9 @@ class KubeApi:
             _raw(self.request("DELETE", self._object(kind, namespace, name), body=body))
             return True
         except ApiException as err:
-            if err.status == 404:
+            if err.status == 404 and not _error("delete", kind, namespace, name, err).permanent:
                 return False
-            raise ClusterError(
-                f"delete {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise _error("delete", kind, namespace, name, err) from err
 
     # --- campaigns -------------------------------------------------------------------------
 
@@ -258,13 +194,10 @@ class KubeApi:
         try:
             return _raw(self.request("GET", self._object("Campaign", namespace, name)))
         except ApiException as err:
-            if _no_such_kind(err):
-                raise ClusterError(CRD_MISSING) from err
-            if err.status == 404:
+            error = _error("get", "Campaign", namespace, name, err)
+            if err.status == 404 and not error.permanent:
                 return None
-            raise ClusterError(
-                f"get Campaign {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise error from err
 
     def apply_campaign(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the Campaign, or update its spec when it exists."""
@@ -273,24 +206,27 @@ class KubeApi:
         if self.create(obj):
             return self.get_campaign(namespace, name) or obj
         path = self._object("Campaign", namespace, name)
+        body = {"spec": obj["spec"]}
         return _wrap(
-            f"patch Campaign {namespace}/{name}",
+            "patch",
+            "Campaign",
+            namespace,
+            name,
             lambda: json.loads(
-                _raw(
-                    self.request(
-                        "PATCH", path, body={"spec": obj["spec"]}, content_type=MERGE_PATCH
-                    )
-                )
+                _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
             ),
         )
 
     def patch_campaign_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = self._object("Campaign", namespace, name) + "/status"
+        body = {"status": status}
         _wrap(
-            f"patch Campaign {namespace}/{name} status",
-            lambda: _raw(
-                self.request("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
-            ),
+            "patch",
+            "Campaign",
+            namespace,
+            name,
+            lambda: _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH)),
+            sub="status",
         )
 
     # --- reads and patches ----------------------------------------------------------------------
@@ -300,9 +236,10 @@ class KubeApi:
         try:
             return json.loads(_raw(self.request("GET", self._object(kind, namespace, name))))
         except ApiException as err:
-            if err.status == 404:
+            error = _error("get", kind, namespace, name, err)
+            if err.status == 404 and not error.permanent:
                 return None
-            raise ClusterError(f"get {kind} {namespace}/{name}: {err.status} {err.reason}") from err
+            raise error from err
 
     def list_objects(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Every object of ``kind`` matching ``selector``, as JSON, listed in pages."""
@@ -311,7 +248,10 @@ class KubeApi:
         path = self._collection(kind, namespace)
         while True:
             data = _wrap(
-                f"list {kind} in {namespace} ({selector})",
+                "list",
+                kind,
+                namespace,
+                "",
                 lambda page=token: json.loads(
                     _raw(
                         self.request(
@@ -332,11 +272,10 @@ class KubeApi:
             _raw(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
             return True
         except ApiException as err:
-            if err.status == 404:
+            error = _error("patch", kind, namespace, name, err)
+            if err.status == 404 and not error.permanent:
                 return False
-            raise ClusterError(
-                f"patch {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise error from err
 
     def replace(self, obj: dict[str, Any]) -> bool:
         """PUT ``obj`` where the object is still at ``obj``'s ``metadata.resourceVersion``; False
@@ -348,27 +287,34 @@ class KubeApi:
             _raw(self.request("PUT", self._object(kind, namespace, name), body=obj))
             return True
         except ApiException as err:
-            if err.status in (404, 409):
+            error = _error("update", kind, namespace, name, err)
+            if err.status in (404, 409) and not error.permanent:
                 return False
-            raise ClusterError(
-                f"replace {kind} {namespace}/{name}: {err.status} {err.reason}"
-            ) from err
+            raise error from err
 
     # --- lists and watches (used by the informers) ------------------------------------------
 
     def lister(self, kind: str, namespace: str) -> Callable[..., Any]:
         """The raw list function of a kind: it takes the client's keyword names (``watch=True``
         for a watch, as :class:`kubernetes.watch.Watch` calls it) and returns the unread
-        response."""
+        response. An error answer raises trainbed's error for ``list`` or ``watch``."""
         path = self._collection(kind, namespace)
 
         def list_kind(**kwargs: Any) -> Any:
             timeout = TIMEOUT
+            verb = "list"
             if kwargs.get("watch"):
+                verb = "watch"
                 timeout = urllib3.Timeout(
                     connect=10, read=float(kwargs.get("timeout_seconds") or 300) + 30
                 )
-            return self.request("GET", path, timeout=timeout, **kwargs)
+            return _wrap(
+                verb,
+                kind,
+                namespace,
+                "",
+                lambda: self.request("GET", path, timeout=timeout, **kwargs),
+            )
 
         return list_kind
 
@@ -379,8 +325,12 @@ class KubeApi:
     def pod_log(self, namespace: str, name: str, container: str = "worker") -> str:
         path = self._object("Pod", namespace, name) + "/log"
         return _wrap(
-            f"logs of Pod {namespace}/{name}",
+            "get",
+            "Pod",
+            namespace,
+            name,
             lambda: _raw(self.request("GET", path, container=container)).decode(errors="replace"),
+            sub="log",
         )
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -388,27 +338,12 @@ class KubeApi:
 
     def exec_stream(self, namespace: str, pod: str, command: list[str]) -> Iterator[bytes]:
         """Run a command in a pod and yield its stdout bytes (the API's exec stream)."""
-        from kubernetes.stream import stream
-
         resp = _wrap(
-            f"exec in Pod {namespace}/{pod}",
-            lambda: stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=command,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                binary=True,
-            ),
+            "create",
+            "Pod",
+            namespace,
+            pod,
+            lambda: client.exec_stream(self.api_client, namespace, pod, command),
+            sub="exec",
         )
-        while resp.is_open():
-            resp.update(timeout=1)
-            if resp.peek_stdout():
-                yield resp.read_stdout()
-            if resp.peek_stderr():
-                resp.read_stderr()
-        resp.close()
+        yield from resp

@@ -1,0 +1,122 @@
+"""Shared informer caches over trainbed's Jobs and pods in one namespace, indexed by campaign and
+trial: what every Kubernetes executor reads instead of asking the API.
+
+Each object is trimmed (:func:`slim`) before it is cached, so the caches' memory stays bounded at
+10,000 trials, and each change marks its trial dirty, so an executor's pass reads only the trials
+that changed since its last one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
+from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.adapter.informer import Changes, Informer, Obj
+from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
+
+
+def slim(obj: Obj) -> Obj:
+    """What the executor reads of a Job or a pod: names, trainbed's labels, the rank
+    annotation, the creation time, and the status. Spec, managedFields and the level
+    annotations stay out of the cache (they are most of an object's size)."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    kept: dict[str, Any] = {
+        "name": meta.get("name"),
+        "labels": meta.get("labels") or {},
+        "creationTimestamp": meta.get("creationTimestamp"),
+    }
+    if INDEX_ANNOTATION in annotations:
+        kept["annotations"] = {INDEX_ANNOTATION: annotations[INDEX_ANNOTATION]}
+    return {"metadata": kept, "status": obj.get("status") or {}}
+
+
+def _trial_key(obj: Obj) -> tuple[str | None, str | None]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(CAMPAIGN_LABEL), labels.get(TRIAL_LABEL)
+
+
+class ClusterCaches:
+    """Shared informers over trainbed's Jobs and pods in one namespace, indexed by campaign
+    and trial, with the set of trials that changed per campaign."""
+
+    def __init__(self, api: KubeApi, namespace: str, changes: Changes | None = None) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.changes = changes or Changes()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, dict[str, Obj]] = {}
+        self._pods: dict[str, dict[str, dict[str, Obj]]] = {}
+        self._dirty: dict[str, set[str]] = {}
+        self.jobs = Informer(
+            api.lister("Job", namespace),
+            self.changes,
+            label_selector=MANAGED_SELECTOR,
+            name="jobs",
+            transform=slim,
+            on_change=self._job_changed,
+        )
+        self.pods = Informer(
+            api.lister("Pod", namespace),
+            self.changes,
+            label_selector=MANAGED_SELECTOR,
+            name="pods",
+            transform=slim,
+            on_change=self._pod_changed,
+        )
+
+    def _job_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
+        campaign, trial = _trial_key(new or old or {})
+        if not campaign or not trial:
+            return
+        with self._lock:
+            jobs = self._jobs.setdefault(campaign, {})
+            if new is None:
+                jobs.pop(trial, None)
+            else:
+                jobs[trial] = new
+            self._dirty.setdefault(campaign, set()).add(trial)
+
+    def _pod_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
+        campaign, trial = _trial_key(new or old or {})
+        if not campaign or not trial:
+            return
+        with self._lock:
+            trials = self._pods.setdefault(campaign, {})
+            pods = trials.setdefault(trial, {})
+            if new is None:
+                pods.pop(name, None)
+                if not pods:
+                    del trials[trial]
+            else:
+                pods[name] = new
+            self._dirty.setdefault(campaign, set()).add(trial)
+
+    def trial(self, campaign: str, trial: str) -> tuple[Obj | None, list[Obj]]:
+        """The trial's Job (or None) and its pods."""
+        with self._lock:
+            job = self._jobs.get(campaign, {}).get(trial)
+            pods = list(self._pods.get(campaign, {}).get(trial, {}).values())
+        return job, pods
+
+    def drain(self, campaign: str) -> set[str]:
+        """The trials of ``campaign`` whose Job or pods changed since the last drain."""
+        with self._lock:
+            return self._dirty.pop(campaign, set())
+
+    def mark_all(self, campaign: str) -> None:
+        """Treat every trial of ``campaign`` the caches hold as changed (a new executor)."""
+        with self._lock:
+            known = set(self._jobs.get(campaign, {})) | set(self._pods.get(campaign, {}))
+            self._dirty.setdefault(campaign, set()).update(known)
+
+    def start(self) -> ClusterCaches:
+        self.jobs.start()
+        self.pods.start()
+        return self
+
+    def stop(self) -> None:
+        self.jobs.stop()
+        self.pods.stop()
