@@ -21,9 +21,10 @@ from trainbed.analysis import figures, run_plots, tables
 from trainbed.analysis.aliases import defining_relation, estimable_terms
 from trainbed.analysis.design_notes import blocks_text, is_screening, screening_text
 from trainbed.analysis.html_page import render
+from trainbed.analysis.limits_section import assess_limits
 from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
 from trainbed.analysis.noise_section import assess_noise
-from trainbed.analysis.quality import QualityOptions, trust_sections
+from trainbed.analysis.quality import QUALITY_FILE, QualityOptions, trust_sections
 from trainbed.analysis.response_section import SectionOptions, fit_section
 from trainbed.analysis.responses import (
     accuracy_per_second,
@@ -186,14 +187,16 @@ def write_report(
     aliases with main effects (each labelled with its alias)."""
     results = load(results_dir)
     out = Path(out) if out else ResultsLayout(Path(results_dir)).report_dir
-    opts = SectionOptions(out=out, aliased_interactions=aliased_interactions)
+    held = assess_limits(results.root, results.campaign, results.factors, results.trials)
+    opts = SectionOptions(out, aliased_interactions, not_enforced=held.flagged)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*opts.figures.glob("*.png"), *opts.figures.glob("*.svg")]:
         stale.unlink()  # figures of an earlier run that this one may not redraw
     # the noise guard near the top (quality.py); with --exclude-noisy the fits lose its flagged
     quality = quality or QualityOptions()
     noise = assess_noise(results, quality.noise, out)
-    md = [f"# {results.name}: analysis\n\n", _design(results), _problems(results), noise.markdown]
+    md = [f"# {results.name}: analysis\n\n", held.banner(), _design(results), held.markdown()]
+    md += [_problems(results), noise.markdown]
     results = noise.results
     trials = results.trials
     names = results.factor_names
@@ -232,6 +235,7 @@ def write_report(
         fit_section(results, response, True, opts, md)
 
     md.append(trust_sections(results, fits, noise, quality, out))
+    held.write_json(out / QUALITY_FILE)
     md.append(_derived(results, out))
     md.append("\n## Per-run figures\n")
     if not tta.empty:
