@@ -92,23 +92,34 @@ def _rows(limits: list[FactorLimits]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def banner(limits: list[FactorLimits]) -> str:
+def allowed_unenforced(records: Mapping[str, Result]) -> list[str]:
+    """Trials the executor ran with ``--allow-unenforced`` (``enforcement.allow_unenforced``)."""
+    return sorted(t for t, r in records.items() if r.enforcement.get("allow_unenforced") is True)
+
+
+def banner(limits: list[FactorLimits], allowed: int = 0) -> str:
     """The flag at the top of the report: one line per factor whose levels were not
-    distinguishably enforced (empty when none)."""
+    distinguishably enforced, and the trials run with ``--allow-unenforced`` (empty when
+    neither)."""
     flagged = [f for f in limits if f.flagged and f.factor]
-    if not flagged:
-        return ""
     lines = [
         f"> **{NOT_ENFORCED.capitalize()}: {f.factor}** (`{f.target}`): " + "; ".join(f.why) + "."
         for f in flagged
     ]
-    return (
-        "\n".join(lines)
-        + "\n>\n> Every effect row and figure of "
-        + ("this factor" if len(flagged) == 1 else "these factors")
-        + f' says "{NOT_ENFORCED}": its effect estimates what its levels did not control. '
-        "See **Limits** below.\n\n"
-    )
+    if flagged:
+        lines.append(
+            ">\n> Every effect row and figure of "
+            + ("this factor" if len(flagged) == 1 else "these factors")
+            + f' says "{NOT_ENFORCED}": its effect estimates what its levels did not control. '
+            "See **Limits** below."
+        )
+    if allowed:
+        lines.append(
+            (">\n" if flagged else "")
+            + f"> **{allowed} trial(s) ran with `--allow-unenforced`**: limits that nothing could "
+            "hold as written did not stop them."
+        )
+    return "\n".join(lines) + "\n\n" if lines else ""
 
 
 def section(limits: list[FactorLimits], records: Mapping[str, Result]) -> str:
@@ -128,7 +139,7 @@ def section(limits: list[FactorLimits], records: Mapping[str, Result]) -> str:
         "the system, and what the trial could use (the read back, or the CPUs the fallback "
         "pinned it to).\n"
     )
-    allowed = sorted(t for t, r in records.items() if r.enforcement.get("allow_unenforced"))
+    allowed = allowed_unenforced(records)
     if allowed:
         text += (
             f"\n**{len(allowed)} trial(s) ran with `--allow-unenforced`**: a level nothing could "
@@ -213,7 +224,7 @@ class LimitsReport:
         return flagged_factors(self.limits)
 
     def banner(self) -> str:
-        return banner(self.limits)
+        return banner(self.limits, len(allowed_unenforced(self.records)))
 
     def markdown(self) -> str:
         """The Limits section, then the Setup section."""
@@ -221,7 +232,9 @@ class LimitsReport:
 
     def write_json(self, path: Path) -> None:
         """``limits`` and ``setup`` into ``quality.json``."""
-        add_to_json(path, "limits", limits_json(self.limits))
+        data = limits_json(self.limits)
+        data["allow_unenforced"] = allowed_unenforced(self.records)
+        add_to_json(path, "limits", data)
         add_to_json(path, "setup", json_safe(setup_section.setup_json(self.setups)))
 
 
