@@ -1,6 +1,7 @@
 """``trainbed analyze DIR``: the report folder, index.md and index.html, tables and figures.
 
-Order of the page: the design (defining relation, signed alias sets), the trials that did not
+Order of the page: a flag on factors whose levels were not enforced, the design (defining
+relation, signed alias sets), the limits and the setup (``limits_section``), the trials that did not
 succeed and the runs whose time-to-accuracy is censored (near the top, so they are never
 missed), the responses with their units, then one section per response (``response_section``):
 the type-3 ANOVA (``anova_<response>.csv``: term,sum_sq,df,F,PR(>F); the Residual row kept),
