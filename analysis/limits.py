@@ -173,13 +173,17 @@ def _kernel(target: str, enforcement: Mapping[str, Any], requested: float | None
     if effective is None and cpu and mode == "fallback" and enforcement.get("affinity"):
         effective = float(len(enforcement["affinity"]))
     said = enforcement.get(f"{key}_enforced")
+    if said is True and read is None and requested is not None:
+        effective = requested  # held as written by other means (a duty cycle), on its word
     note = ""
     if requested is None:
         enforced = None
     elif read is not None:
         enforced = _near(read, requested) and said is not False
         if not _near(read, requested):
-            note = f"read back {read:g}, not {requested:g}"
+            note = f"read back {show_value(target, read)}, not {show_value(target, requested)}"
+        elif said is False:
+            note = "the executor records it as not enforced"
     elif isinstance(said, bool):
         enforced = said
     elif mode == "fallback":

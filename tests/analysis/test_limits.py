@@ -101,7 +101,8 @@ BW, LAT, GPU = "resources.bandwidth", "resources.latency", "resources.gpu"
         (CPU, "2", fallback(2.0, [0, 1]), {}, (None, 2.0, True)),
         (MEM, "1536Mi", fallback(0.5, [0]), {}, (None, None, False)),
         # the executor's own verdict (the limits work adds it) decides where nothing is read
-        (CPU, "500m", fallback(0.5, [0], cpu_enforced=True), {}, (None, 1.0, True)),
+        # (a duty cycle holding 500m on one core: it could use what was asked)
+        (CPU, "500m", fallback(0.5, [0], cpu_enforced=True), {}, (None, 0.5, True)),
         (MEM, "1Gi", fallback(1, [0], memory_enforced=False), {}, (None, None, False)),
         # a pod: the kubelet's limits read back from the container's cgroup
         (CPU, "500m", pod("500m", 0.5), {}, (0.5, 0.5, True)),
@@ -176,6 +177,12 @@ def _levels(target: str, per_level: dict[str, list[dict[str, Any]]]):
         # one trial of a level ran without enforcement (a resumed campaign): flagged
         (CPU, {"500m": [v1(0.5), fallback(0.5, [0])], "1": [v1(1.0)]}, True),
         (MEM, {"1Gi": [fallback(1, [0])], "2Gi": [fallback(1, [0])]}, True),
+        # the executor held 500m another way (a duty cycle) and says so: not flagged
+        (
+            CPU,
+            {"500m": [fallback(0.5, [0], cpu_enforced=True)], "1": [fallback(1, [0])]},
+            False,
+        ),
         # unknown (nothing read back) is shown as such, never flagged on a guess
         (CPU, {"500m": [pod("500m", None)], "1": [pod("1", None)]}, False),
         (BW, {"20M": [netns(20_000_000, None)], "null": [netns(None, None)]}, False),
