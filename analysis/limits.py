@@ -280,7 +280,9 @@ def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def level_limits(target: str, level: Any, trials: list[str], records: Mapping[str, Result]):
+def level_limits(
+    target: str, level: Any, trials: list[str], records: Mapping[str, Result]
+) -> LevelLimits:
     """The level's evidence over its trials that left a record."""
     found = [evidence(target, level, records[t]) for t in trials if t in records]
     verdicts = [e.enforced for e in found]
@@ -329,7 +331,8 @@ def _trials_at(trials: pd.DataFrame, name: str, levels: list[Any]) -> dict[str, 
     for trial_id, value in zip(trials["trial_id"], trials[name], strict=True):
         text = _level_text(value)
         if text not in at:  # a number written 1 in YAML and read back 1.0 by pandas
-            matches = [t for t in texts if _requested("", t) == _requested("", value)]
+            number = _requested("", value)
+            matches = [t for t in texts if number is not None and _requested("", t) == number]
             text = matches[0] if matches else text
         at.setdefault(text, []).append(str(trial_id))
     return at

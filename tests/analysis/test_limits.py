@@ -292,3 +292,13 @@ def test_allow_unenforced_is_said_at_the_top() -> None:
     top = banner(limits, len(allowed_unenforced(records)))
     assert "Not enforced: cpu" in top and "2 trial(s) ran with `--allow-unenforced`" in top
     assert banner([], 0) == ""
+
+
+def test_levels_match_the_design_column_as_pandas_reads_it() -> None:
+    """YAML's 1 and 2 come back from design.csv as 1.0 and 2.0 when a column is float."""
+    factors = [{"name": "gpus", "target": GPU, "levels": [1, 2]}]
+    trials = pd.DataFrame({"trial_id": ["a", "b"], "gpus": [1.0, 2.0]})
+    (gpus,) = campaign_limits(factors, trials, {})
+    assert [(lv.level, lv.trials) for lv in gpus.levels] == [("1", ("a",)), ("2", ("b",))]
+    assert gpus.levels[0].notes == ("no trial at this level left a result",)
+    assert not gpus.flagged  # nothing recorded: unknown, not flagged
