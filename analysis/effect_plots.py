@@ -24,6 +24,7 @@ from scipy import stats
 
 from trainbed.analysis.anova import MEAN_TERM, Fit
 from trainbed.analysis.figures import save
+from trainbed.analysis.limits import NOT_ENFORCED, term_labels
 from trainbed.analysis.units import label, unit
 
 #: at most this many points of the half-normal plot are labelled (the largest)
@@ -82,7 +83,7 @@ def pareto_figure(fit: Fit) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(effects) + 2.1), layout="constrained")
     colours = ["tab:blue" if q >= 0 else "tab:red" for q in effects["q"]]
     ax.barh(range(len(effects)), effects["q"], color=colours)
-    ax.set_yticks(range(len(effects)), effects["term"], fontsize=8)
+    ax.set_yticks(range(len(effects)), term_labels(effects), fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
     bound = margin(fit)
     if bound is not None:
@@ -151,11 +152,15 @@ def half_normal_figure(fit: Fit) -> Figure:
     ax.set_xlabel("half-normal quantile z (unitless)")
     ax.set_ylabel(f"|q| ({u})")
     shown = "" if m <= MAX_LABELS else f"; the {MAX_LABELS} largest labelled"
+    marked = [n for n in term_labels(effects) if n.endswith(f"({NOT_ENFORCED})")]
+    if marked:  # said in the title too: the marked term may not be among those labelled
+        shown += f"\n{NOT_ENFORCED}: " + ", ".join(n.rsplit(" (", 1)[0] for n in marked)
     ax.set_title(
         f"Half-normal plot of the effects on {label(fit.response, log=log)}{shown}", fontsize=10
     )
     fig.tight_layout()  # before the labels are placed: their spacing depends on the axes' size
     chosen = list(range(max(0, m - MAX_LABELS), m))
+    names = term_labels(effects)
     if chosen:
         height_px = ax.get_window_extent().height
         gap = (8 * 1.35 * fig.dpi / 72) / height_px * (ax.get_ylim()[1] - ax.get_ylim()[0])
@@ -164,7 +169,7 @@ def half_normal_figure(fit: Fit) -> Figure:
         span = ax.get_xlim()[1]
         for index, y in zip(chosen, ys, strict=True):
             ax.annotate(
-                effects["term"][index],
+                names[index],
                 (z[index], sizes[index]),
                 xytext=(z[index] + 0.04 * span, y),
                 fontsize=8,

@@ -13,6 +13,7 @@ rather than an interaction, so it is drawn only on request (``aliased=True``) an
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -23,6 +24,7 @@ from matplotlib.figure import Figure
 
 from trainbed.analysis.aliases import estimable_terms
 from trainbed.analysis.figures import grid, level_labels, level_ticks, save, titled
+from trainbed.analysis.limits import NOT_ENFORCED
 from trainbed.analysis.units import label
 from trainbed.contract.layout import coded_column
 
@@ -106,9 +108,10 @@ def main_effects(
     response: str,
     directory: Path,
     ylim: tuple[float, float],
+    not_enforced: Collection[str] = (),
 ) -> str:
     """Save :func:`main_effects_figure` as ``main_effects_<response>``; the PNG's name."""
-    fig = main_effects_figure(usable, trials, names, response, ylim)
+    fig = main_effects_figure(usable, trials, names, response, ylim, not_enforced)
     return save(fig, directory, f"main_effects_{response}")
 
 
@@ -118,8 +121,10 @@ def main_effects_figure(
     names: list[str],
     response: str,
     ylim: tuple[float, float],
+    not_enforced: Collection[str] = (),
 ) -> Figure:
-    """The mean of ``response`` at each level of each factor, the grand mean dashed."""
+    """The mean of ``response`` at each level of each factor, the grand mean dashed; a factor
+    in ``not_enforced`` is titled so (its levels were not distinguishably enforced)."""
     fig, axes = grid(len(names), 2.6, 2.4, sharey=True)
     grand = usable[response].mean()
     for ax, name in zip(axes, names, strict=True):
@@ -128,7 +133,10 @@ def main_effects_figure(
         ax.plot(range(len(levels)), means.to_numpy(), marker="o", color="tab:blue")
         ax.axhline(grand, color="grey", lw=0.8, ls="--")
         level_ticks(ax, list(levels.values()))
-        ax.set_title(name, fontsize=9)
+        if name in not_enforced:
+            ax.set_title(f"{name}\n({NOT_ENFORCED})", fontsize=9, color="darkred")
+        else:
+            ax.set_title(name, fontsize=9)
         ax.set_ylim(*ylim)
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(label(response), fontsize=8)

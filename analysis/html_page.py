@@ -22,6 +22,7 @@ img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 .toc ul { margin: 0.2em 0; }
 h2 { border-bottom: 1px solid #ddd; margin-top: 1.6em; }
 code { background: #f3f3f3; padding: 0 3px; }
+blockquote { border-left: 4px solid #b00020; background: #fff4f4; padding: 0.2em 1em; }
 """
 
 _IMAGE = re.compile(r'src="(figures/[^"]+\.png)"')

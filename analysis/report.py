@@ -1,6 +1,7 @@
 """``trainbed analyze DIR``: the report folder, index.md and index.html, tables and figures.
 
-Order of the page: the design (defining relation, signed alias sets), the trials that did not
+Order of the page: a flag on factors whose levels were not enforced, the design (defining
+relation, signed alias sets), the limits and the setup (``limits_section``), the trials that did not
 succeed and the runs whose time-to-accuracy is censored (near the top, so they are never
 missed), the responses with their units, then one section per response (``response_section``):
 the type-3 ANOVA (``anova_<response>.csv``: term,sum_sq,df,F,PR(>F); the Residual row kept),
@@ -23,10 +24,11 @@ from trainbed.analysis.design_notes import blocks_text, is_screening, screening_
 from trainbed.analysis.energy_plots import energy_bars
 from trainbed.analysis.energy_section import meters_section
 from trainbed.analysis.html_page import render
+from trainbed.analysis.limits_section import assess_limits
 from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
 from trainbed.analysis.noise_section import assess_noise
 from trainbed.analysis.pareto_section import tradeoff_section
-from trainbed.analysis.quality import QualityOptions, trust_sections
+from trainbed.analysis.quality import QUALITY_FILE, QualityOptions, trust_sections
 from trainbed.analysis.response_section import SectionOptions, fit_section
 from trainbed.analysis.responses import (
     accuracy_per_second,
@@ -190,14 +192,16 @@ def write_report(
     aliases with main effects (each labelled with its alias)."""
     results = load(results_dir)
     out = Path(out) if out else ResultsLayout(Path(results_dir)).report_dir
-    opts = SectionOptions(out=out, aliased_interactions=aliased_interactions)
+    held = assess_limits(results.root, results.campaign, results.factors, results.trials)
+    opts = SectionOptions(out, aliased_interactions, not_enforced=held.flagged)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*opts.figures.glob("*.png"), *opts.figures.glob("*.svg")]:
         stale.unlink()  # figures of an earlier run that this one may not redraw
     # the noise guard near the top (quality.py); with --exclude-noisy the fits lose its flagged
     quality = quality or QualityOptions()
     noise = assess_noise(results, quality.noise, out)
-    md = [f"# {results.name}: analysis\n\n", _design(results), _problems(results)]
+    md = [f"# {results.name}: analysis\n\n", held.banner(), _design(results), held.markdown()]
+    md += [_problems(results)]
     md += [meters_section(results.trials, results.factor_names, results.responses), noise.markdown]
     results = noise.results
     trials = results.trials
@@ -238,6 +242,7 @@ def write_report(
 
     md.append(tradeoff_section(results, out))
     md.append(trust_sections(results, fits, noise, quality, out))
+    held.write_json(out / QUALITY_FILE)
     md.append(_derived(results, out))
     md.append("\n## Per-run figures\n")
     if not tta.empty:

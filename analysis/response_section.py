@@ -21,6 +21,7 @@ from trainbed.analysis.fit_runs import (
     no_meter,
 )
 from trainbed.analysis.fit_runs import runs_note as fit_runs_note
+from trainbed.analysis.limits import mark_effects
 from trainbed.analysis.load import RESPONSE_FIELDS, Results
 from trainbed.analysis.units import info, label, unit
 from trainbed.contract.layout import coded_column
@@ -38,6 +39,9 @@ class SectionOptions:
 
     out: Path
     aliased_interactions: bool = False
+    #: factors whose levels were not distinguishably enforced (analysis.limits): their effect
+    #: rows and figures say "not enforced"
+    not_enforced: frozenset[str] = frozenset()
 
     @property
     def figures(self) -> Path:
@@ -93,7 +97,9 @@ def _figures(fit: Fit, results: Results, usable: pd.DataFrame, opts: SectionOpti
     if fit.transform is None:
         ylim = factor_plots.shared_range(usable, names, response)
         shown.append(
-            factor_plots.main_effects(usable, results.trials, names, response, opts.figures, ylim)
+            factor_plots.main_effects(
+                usable, results.trials, names, response, opts.figures, ylim, opts.not_enforced
+            )
         )
     if fit.transform is None and is_screening(results.campaign):
         lines.append("- no interaction panels: a screening design fits main effects only.\n")
@@ -179,6 +185,7 @@ def fit_section(
     except NotFittable as err:
         md.append(f"Not fitted: {err}.\n")
         return None
+    fit.effects = mark_effects(fit.effects, opts.not_enforced)
     stem = f"{response}_log" if log else response
     u = unit(response, log=log)
     tables.write(opts.out, f"anova_{stem}", fit.anova)

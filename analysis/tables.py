@@ -62,7 +62,7 @@ def effects_markdown(fit: Fit, unit: str) -> str:
     for row in fit.effects.itertuples(index=False):
         rows.append(
             {
-                "term": row.term,
+                "term": f"{row.term} ({row.limits})" if getattr(row, "limits", "") else row.term,
                 f"q{u}": row.q,
                 f"95% CI of q{u}": _interval(row.q_ci95_low, row.q_ci95_high),
                 f"90% CI of q{u}": _interval(row.q_ci90_low, row.q_ci90_high),

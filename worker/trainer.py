@@ -46,6 +46,7 @@ from trainbed.worker.distributed import all_sum, broadcast_flag, init_group
 from trainbed.worker.energy import EnergyMeter, NoMeter, energy_meter
 from trainbed.worker.epoch_loop import run_epoch
 from trainbed.worker.evaluation import evaluate
+from trainbed.worker.host_info import read_host
 from trainbed.worker.models import build_model
 from trainbed.worker.optimizers import make_optimizer
 from trainbed.worker.provenance import read_enforcement, versions
@@ -397,6 +398,7 @@ class Trainer:
             world_size=self.env.world_size,
             device=str(self.device),
             versions=versions(),
+            host=read_host(str(self.device)),
             steps_per_epoch=self.steps_per_epoch,
             target_met_epoch=met,
             threads=torch.get_num_threads(),

@@ -44,6 +44,13 @@ def test_fractional_campaign_with_two_ranks_completes(tmp_path: Path) -> None:
         trial = json.loads((root / "trials" / trial_id / "trial.json").read_text())
         assert trial["workload"]["parallelism"] == 2
     assert "succeeded" in proc.stdout
+    # the report says how cpu was held: flagged only where 500m and 1 were not distinguishable
+    report = (root / "report" / "index.md").read_text()
+    assert (
+        "## Limits" in report
+        and f"| cpu | `resources.cpu` | 500m | 4 | 0.5 cores | {mode} |" in (report)
+    )
+    assert ("**Not enforced: cpu**" in report) == (mode == "fallback"), report[:1500]
 
 
 def test_refuses_to_mix_campaigns_without_resume(tmp_path: Path) -> None:

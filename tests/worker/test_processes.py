@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -162,6 +163,9 @@ def test_two_rank_outputs(tmp_path: Path) -> None:
     assert {"torch", "numpy", "python", "validation_split"} <= set(result.seeds)
     assert result.enforcement == {"mode": "none"}
     assert set(result.versions) == {"trainbed", "torch", "python"}
+    # what it ran on, read back from this machine (a CPU trial: no GPU model)
+    assert result.host is not None and result.host.kernel == platform.release()
+    assert result.host.cpu_count == os.cpu_count() and result.host.gpu_model is None
     assert result.started_at and result.finished_at and result.started_at < result.finished_at
     for epoch in result.epochs:
         assert 0.0 <= epoch.train_accuracy <= 1.0 and 0.0 <= epoch.val_accuracy <= 1.0

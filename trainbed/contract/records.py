@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainbed.contract.host import HostInfo
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples, RankNoise
 
@@ -181,6 +182,9 @@ class Result(BaseModel):
     power: PowerSummary | None = None
     #: Each rank's GPUs, as the executor assigned them (null for CPU trials, added in v1).
     gpus: list[RankGpu] | None = None
+    #: What rank 0 ran on: kernel, CPU, cgroup mode, GPU stack (null in records written before
+    #: it, or by an executor for a worker that never wrote one; added in v1, optional).
+    host: HostInfo | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
