@@ -46,6 +46,7 @@ from trainbed.orchestrator.kube.executor import ClusterCaches, KubernetesExecuto
 from trainbed.orchestrator.kube.informer import Informer
 from trainbed.orchestrator.kube.lease import LeaseKeeper
 from trainbed.orchestrator.kube.metadata import owner_reference
+from trainbed.orchestrator.kube.network_limits import refuse_unenforceable
 from trainbed.orchestrator.kube.records import RecordStore, chunk_of, records_selector
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.spec import Campaign
@@ -163,6 +164,7 @@ class Controller:
             campaign = parse_campaign(
                 {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
             )
+            refuse_unenforceable(campaign, f"Campaign {name}")  # kubectl apply skips submit's
             planned = plan_campaign(campaign)
         except SpecError as err:
             self._invalid(name, generation, "InvalidSpec", str(err))
