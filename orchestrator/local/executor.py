@@ -36,7 +36,6 @@ from trainbed.contract.records import (
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.local.cooldown import wait_cooldown
-from trainbed.orchestrator.local.gpu_assignment import GpuDevice
 from trainbed.orchestrator.local.gpu_host import GpuHost, rank_gpu_env, rank_gpus
 from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
 from trainbed.orchestrator.local.network import NetworkPlan, wants_network
@@ -115,11 +114,9 @@ class LocalExecutor:
         self.collective_timeout_s = collective_timeout_s
         self.running: dict[str, _Trial] = {}
         self._available = sorted(os.sched_getaffinity(0))
-        #: the host's GPUs where some trial asks for one; their temperatures before the first
-        #: trial are the idle ones a cooldown waits for
+        #: the host's GPUs where some trial asks for one
         self.gpus = gpus
         self.cooldown_s = cooldown_s
-        self._idle_c = gpus.temperatures_c(gpus.devices) if gpus is not None else []
 
     # --- observe -------------------------------------------------------------------------
 
@@ -178,7 +175,9 @@ class LocalExecutor:
         assignment = self.gpus.assign(trial) if self.gpus is not None else []
         extra: dict[str, Any] = {"previous_attempt": str(moved)} if moved else {}
         if self.cooldown_s:
-            extra["cooldown"] = self._cooldown([d for rank in assignment for d in rank])
+            devices = [d for rank in assignment for d in rank]
+            read, idle = self.gpus.thermometer(devices) if self.gpus else (None, [])
+            extra["cooldown"] = wait_cooldown(self.cooldown_s, read, idle)
         enforcement = self.enforcer.describe(plans[0])
         if assignment and self.gpus is not None:
             tuned = self.gpus.tune(trial, [d for rank in assignment for d in rank])
@@ -244,20 +243,6 @@ class LocalExecutor:
         )
         for other in others:
             self.running[other].overlap.add(trial.trial_id)
-
-    def _cooldown(self, devices: list[GpuDevice]) -> dict[str, Any]:
-        """Wait ``cooldown_s`` (less once these GPUs are back at their idle temperature)."""
-        assert self.cooldown_s is not None
-        gpus = self.gpus
-        read = None
-        idle: list[float | None] = []
-        if devices and gpus is not None:
-            idle = [self._idle_c[gpus.devices.index(d)] for d in devices]
-
-            def read() -> list[float | None]:
-                return gpus.temperatures_c(devices)
-
-        return wait_cooldown(self.cooldown_s, read, idle)
 
     def _network(self, trial: TrialSpec) -> NetworkPlan | None:
         """The trial's network plan, or None where the campaign shapes nothing. A trial that asks

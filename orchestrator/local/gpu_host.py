@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,10 @@ class GpuHost:
         self.devices = list(devices)
         self.restore_file = restore_file
         self.plans: dict[str, TuningPlan] = {}
+        #: each device's temperature before the first trial: the idle one a cooldown waits for
+        self.idle_c = dict(
+            zip((d.index for d in devices), self.temperatures_c(devices), strict=True)
+        )
 
     def assign(self, trial: TrialSpec) -> list[tuple[GpuDevice, ...]]:
         if trial.resources.gpu == 0:
@@ -197,6 +201,15 @@ class GpuHost:
 
     def temperatures_c(self, devices: Sequence[GpuDevice]) -> list[float | None]:
         return [_maybe(lambda i=d.index: self.nvml.temperature_c(i)) for d in devices]
+
+    def thermometer(
+        self, devices: Sequence[GpuDevice]
+    ) -> tuple[Callable[[], list[float | None]] | None, list[float | None]]:
+        """A reader of these devices' temperatures and their idle ones, for a cooldown (no
+        reader for a trial without GPUs: it waits the whole cooldown)."""
+        if not devices:
+            return None, []
+        return (lambda: self.temperatures_c(devices)), [self.idle_c.get(d.index) for d in devices]
 
 
 def _perform(nvml: Nvml, step: Step) -> None:
