@@ -247,13 +247,13 @@ def rank_gpu_env(devices: Sequence[GpuDevice]) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": cuda_visible_devices(devices)}
 
 
-def restore_pending(restore_file: Path, opener: Any = open_nvml) -> list[str]:
+def restore_pending(restore_file: Path, opener: Any = None) -> list[str]:
     """Restore what a killed driver left set (``gpu-restore.json``), before anything else runs.
     Returns what was restored, one line per trial; raises UserError where it cannot."""
     if not restore_file.exists():
         return []
     data = json.loads(restore_file.read_text())
-    nvml, why = opener()
+    nvml, why = (opener or open_nvml)()
     if nvml is None:
         raise UserError(
             f"{restore_file} lists GPU settings a killed run left changed, and they cannot be "
@@ -271,7 +271,7 @@ def restore_pending(restore_file: Path, opener: Any = open_nvml) -> list[str]:
 
 
 def local_gpus(
-    campaign: Campaign, trials: Sequence[TrialSpec], restore_file: Path, opener: Any = open_nvml
+    campaign: Campaign, trials: Sequence[TrialSpec], restore_file: Path, opener: Any = None
 ) -> GpuHost | None:
     """The campaign's GPU host, or None when no trial asks for a GPU. Refuses (UserError, one
     line) before the first trial: too few GPUs for a trial, tuning a trial without GPUs, a level
@@ -283,7 +283,7 @@ def local_gpus(
             raise UserError(f"trial {trial.trial_id}: {where} set, but resources.gpu is 0")
     if not any(gpus_needed(t) for t in trials):
         return None
-    nvml, why = opener()
+    nvml, why = (opener or open_nvml)()
     devices = nvml.devices() if nvml is not None else []
     refuse_shortage(trials, devices, why)
     assert nvml is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_nvml import H200, FakeNvml
 from trainbed.contract.errors import SpecError, UserError
 from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.kube.network_limits import refuse_unenforceable
@@ -24,16 +25,6 @@ from trainbed.orchestrator.local.gpu_tuning import (
 )
 from trainbed.orchestrator.plan.parse import parse_campaign
 
-H200 = GpuDevice(
-    0,
-    "GPU-aaaa",
-    "NVIDIA H200",
-    143 << 30,
-    power_range_w=(200.0, 700.0),
-    power_limit_w=700.0,
-    default_power_limit_w=700.0,
-    clock_range_mhz=(345, 1980),
-)
 SECOND = GpuDevice(**{**H200.__dict__, "index": 1, "uuid": "GPU-bbbb", "power_limit_w": 450.0})
 
 
@@ -127,39 +118,6 @@ def test_read_back(power_read: dict[int, float | None], confirmed: bool) -> None
     assert record["gpu_power_limit_w"] == power_read[0]
     assert record["gpu_clock_mhz"] == 1200
     assert record["gpu_clock_target_mhz"] == 1200
-
-
-class FakeNvml:
-    """Records every change and keeps a power limit per device; ``fail_on`` raises there."""
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.limits = {0: 700.0, 1: 450.0}
-        self.locked: dict[int, int | None] = {0: None, 1: None}
-        self.calls: list[tuple] = []
-        self.fail_on = fail_on
-
-    def power_limit_w(self, index: int) -> float:
-        return self.limits[index]
-
-    def set_power_limit_w(self, index: int, watts: float) -> None:
-        self.calls.append(("power", index, watts))
-        self.limits[index] = watts
-
-    def lock_clock_mhz(self, index: int, mhz: int) -> None:
-        if self.fail_on == "lock":
-            raise RuntimeError("NVMLError_NoPermission")
-        self.calls.append(("lock", index, mhz))
-        self.locked[index] = mhz
-
-    def reset_clock(self, index: int) -> None:
-        self.calls.append(("reset", index))
-        self.locked[index] = None
-
-    def sm_clock_mhz(self, index: int) -> int:
-        return self.locked[index] or 1980
-
-    def temperature_c(self, index: int) -> float:
-        return 30.0
 
 
 def tuned_trial(power: float | None, clock: int | None) -> TrialSpec:
