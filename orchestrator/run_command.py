@@ -111,6 +111,11 @@ def run_campaign(
         for line in restore_pending(results.layout.gpu_restore_file):
             console.print(f"restored the GPU settings a killed run left: {line}", highlight=False)
         gpus = local_gpus(campaign, trials, results.layout.gpu_restore_file)  # refuses too
+        if gpus is not None and parallel > 1:
+            raise UserError(
+                f"--parallel {parallel}: local GPU trials run one at a time (each trial's ranks "
+                "take the host's GPUs from the first, with the trial's power limit and clock)"
+            )
         results.initialise(campaign, design, trials, resume=resume)
         concurrency = parallel
         if parallel > 1:

@@ -8,9 +8,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.fake_nvml import FakeNvml
 from trainbed.contract.errors import UserError
 from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.cli import app
+from trainbed.orchestrator.local import gpu_host
 from trainbed.orchestrator.local.gpu_assignment import (
     GpuDevice,
     assign_gpus,
@@ -144,3 +146,15 @@ def test_two_ranks_on_a_host_without_enough_gpus_are_refused_before_the_first_tr
     assert len(lines) == 1, got.output
     assert "2 rank(s) x resources.gpu 1 need 2 GPU(s) of their own, but this host has" in lines[0]
     assert not (out / "gpu-refusal" / "trials").exists()
+
+
+@pytest.mark.timeout(120)
+def test_parallel_gpu_trials_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent local trials would take the same GPUs (and set each other's power limits)."""
+    monkeypatch.setattr(gpu_host, "open_nvml", lambda: (FakeNvml(), ""))
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump(campaign(1, 1)))
+    got = CliRunner().invoke(app, ["run", str(file), "--out", str(tmp_path), "--parallel", "2"])
+    assert got.exit_code == 2, got.output
+    assert "--parallel 2: local GPU trials run one at a time" in got.output
+    assert len([line for line in got.output.splitlines() if line.strip()]) == 1
