@@ -13,6 +13,9 @@ trains, as the worker does; the last line is then::
 
     power_sampling ratio: X       (sampling on / off, target X <= 1.02)
 
+Before it, the sampler thread's own CPU time over the time it sampled: the direct cost, which
+a noisy machine's step times cannot resolve to 2%.
+
 The sampler reads NVML where it opens GPU 0; elsewhere (no GPU) a stand-in reader that reads
 ``/proc/stat`` and the load average, so the thread's wake-ups and its share of the GIL are still
 what is measured (said on the output). ``--device cuda`` trains on the GPU.
@@ -180,6 +183,11 @@ def sampling(args: argparse.Namespace, loader: DataLoader, criterion: nn.Module)
         f"device: {DEVICE}, threads: {args.threads}, reader: {source}, {args.hz:g} Hz, "
         f"samples taken: {len(sampler.samples)} in {sampler.active_s:.1f} s sampled, "
         f"steps/epoch: {len(loader)}, repeats: {args.repeats}"
+    )
+    share = sampler.cpu_s / sampler.active_s if sampler.active_s else 0.0
+    print(
+        f"sampler thread CPU: {sampler.cpu_s * 1e3:.1f} ms in {sampler.active_s:.1f} s sampled "
+        f"({share:.4%} of one core: its direct cost, free of the machine's noise)"
     )
     print(f"median step, sampling on: {statistics.median(on_times) * 1e3:.3f} ms")
     print(f"median step, sampling off: {statistics.median(off_times) * 1e3:.3f} ms")

@@ -50,6 +50,8 @@ class PowerSampler:
         self.gpus = 0
         self.errors: list[str] = []
         self.active_s = 0.0
+        #: the sampler thread's own CPU time, seconds: its direct cost, whatever the machine's noise
+        self.cpu_s = 0.0
         self._active_since: float | None = None
         self._active = threading.Event()
         self._stop = threading.Event()
@@ -83,14 +85,16 @@ class PowerSampler:
             if not self._active.is_set():
                 self._active.wait(period)
                 continue
+            began = time.thread_time()
             try:
                 found = self.read()
             except Exception as err:  # noqa: BLE001 - a failed read is a missing sample
                 if len(self.errors) < 5:
                     self.errors.append(f"{type(err).__name__}: {err}")
-                continue
+                found = []
             self.gpus = max(self.gpus, len(found))
             self.samples.extend(found)
+            self.cpu_s += time.thread_time() - began
 
     def summary(self) -> PowerSummary | None:
         return summarise_power(self.samples, self.active_s, max(self.gpus, 1))
