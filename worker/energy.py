@@ -55,7 +55,7 @@ class NvmlMeter:
         self._handles = [nvml_handle(pynvml, i) for i in ids]
         self._start = [pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles]
         names = ", ".join(
-            f"GPU {i} ({_text(pynvml.nvmlDeviceGetName(h))})"
+            f"{i if isinstance(i, str) else f'GPU {i}'} ({_text(pynvml.nvmlDeviceGetName(h))})"
             for i, h in zip(ids, self._handles, strict=True)
         )
         self.source = f"nvml: {names}"
