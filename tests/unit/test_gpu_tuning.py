@@ -216,3 +216,63 @@ def test_kubernetes_refuses_gpu_tuning_with_the_reason() -> None:
     data["spec"]["factors"][0] = {"name": "lr", "target": "workload.lr", "levels": [0.1, 0.2]}
     with pytest.raises(SpecError, match=r"spec.trial.resources.gpu_clock: resources.gpu_clock"):
         refuse_unenforceable(parse_campaign(data))
+
+
+def tuning_campaign(**resources: object) -> dict:
+    levels = resources.pop("levels", [300, 700])
+    data = kube_campaign(**resources)
+    data["spec"]["factors"][0]["levels"] = levels
+    return data
+
+
+class DeniedNvml(FakeNvml):
+    def set_power_limit_w(self, index: int, watts: float) -> None:
+        raise RuntimeError("NVMLError_NoPermission: Insufficient Permissions")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("resources", "nvml", "uid", "refusal"),
+    [
+        (
+            {"levels": [150, 700]},
+            FakeNvml,
+            0,
+            "150 W is outside GPU 0 (NVIDIA H200)'s allowed range",
+        ),
+        ({}, DeniedNvml, 0, "resources.gpu_power_limit: GPU 0 (NVIDIA H200) refuses a power limit"),
+        ({"gpu_clock": 1200}, FakeNvml, 1000, "resources.gpu_clock: locking GPU clocks needs root"),
+        (
+            {"gpu_clock": 2500},
+            FakeNvml,
+            0,
+            "2500 MHz is outside GPU 0 (NVIDIA H200)'s supported SM",
+        ),
+        ({}, FakeNvml, 0, None),
+    ],
+)
+def test_local_refusals_before_the_first_trial(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    resources: dict,
+    nvml: type,
+    uid: int,
+    refusal: str | None,
+) -> None:
+    from trainbed.orchestrator.local import gpu_host
+    from trainbed.orchestrator.plan.trials import plan_campaign
+
+    monkeypatch.setattr(gpu_host.os, "geteuid", lambda: uid)
+    parsed = parse_campaign(tuning_campaign(**resources))
+    trials = plan_campaign(parsed).trials
+    fake = nvml()
+    restore_file = tmp_path / "gpu-restore.json"
+    if refusal is None:
+        host = gpu_host.local_gpus(parsed, trials, restore_file, lambda: (fake, ""))
+        assert host is not None and [d.uuid for d in host.devices] == ["GPU-aaaa"]
+        assert fake.limits[0] == 700.0  # the probe wrote the current limit back, nothing else
+        return
+    with pytest.raises(UserError) as err:
+        gpu_host.local_gpus(parsed, trials, restore_file, lambda: (fake, ""))
+    assert refusal in str(err.value) and "\n" not in str(err.value)
+    assert fake.limits[0] == 700.0 and fake.locked[0] is None and not restore_file.exists()
