@@ -23,6 +23,7 @@ from trainbed.contract.records import Result, read_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
 from trainbed.orchestrator.local.executor import LocalExecutor
+from trainbed.orchestrator.local.gpu_host import local_gpus, restore_pending
 from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.local.network_host import local_network
 from trainbed.orchestrator.plan.parse import load_campaign
@@ -103,7 +104,18 @@ def run_campaign(
     results = ResultsDir.for_campaign(out, campaign)
     lock = results.lock()
     executor: LocalExecutor | None = None
+    gpus = None
     try:
+        # under the lock (another driver's settings are its own), a killed run's GPU settings
+        # first: the refusals of local_gpus read the devices' limits as they are
+        for line in restore_pending(results.layout.gpu_restore_file):
+            console.print(f"restored the GPU settings a killed run left: {line}", highlight=False)
+        gpus = local_gpus(campaign, trials, results.layout.gpu_restore_file)  # refuses too
+        if gpus is not None and parallel > 1:
+            raise UserError(
+                f"--parallel {parallel}: local GPU trials run one at a time (each trial's ranks "
+                "take the host's GPUs from the first, with the trial's power limit and clock)"
+            )
         results.initialise(campaign, design, trials, resume=resume)
         concurrency = parallel
         if parallel > 1:
@@ -113,9 +125,17 @@ def run_campaign(
             )
             warnings.warn(message, TimingConfoundWarning, stacklevel=2)
             console.print(f"[yellow]warning:[/] {message}")
-        executor = LocalExecutor(results, detect_enforcer(), network=network)
+        executor = LocalExecutor(
+            results,
+            detect_enforcer(),
+            network=network,
+            gpus=gpus,
+            cooldown_s=campaign.spec.execution.cooldown_s,
+        )
         done_before = sum(results.has_result(t.trial_id) for t in trials)
         mode = executor.enforcer.mode
+        if gpus is not None:
+            mode += f", GPUs per rank ({len(gpus.devices)} on this host)"
         if network is not None:
             mode += ", network by netns + tc"
             mode += f" (delay by {network.delay_by})" if network.delay_by else ""
@@ -132,6 +152,10 @@ def run_campaign(
         console.print("[yellow]interrupted[/]: continue with --resume")
         return 130
     finally:
+        if executor is not None:
+            executor.close()  # GPU settings back, however the run ended
+        elif gpus is not None:
+            gpus.restore_all()
         lock.close()
     console.print(summary_table(campaign, trials, results))
     if analyze:

@@ -7,7 +7,8 @@ process, so under its cgroup, CPU quota, affinity and thread count: a rank that 
 with a busy neighbour, or whose host is throttled, calibrates slower than its peers of the same
 limit, and the analysis (``trainbed.analysis.noise``) flags it. The host samples are cheap reads
 (``os.getloadavg``, ``/proc/stat``, the process's CPU time); the arithmetic between two of them
-is :func:`trainbed.contract.noise.over_interval`.
+is :func:`trainbed.contract.noise.over_interval`. On a GPU trial the probe also times a fixed
+kernel on the rank's GPU and asks NVML about it (:mod:`~trainbed.worker.gpu_calibration`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainbed.contract.env import NODE_NAME
+from trainbed.contract.gpu import gpu_noise_flags
 from trainbed.contract.noise import (
     CPU_COUNTERS,
     Calibration,
@@ -153,13 +155,43 @@ class NoiseProbe:
     before: HostSample | None = None
     calibration_before: Calibration | None = None
     notes: list[str] = field(default_factory=list)
+    #: the rank's first GPU (``cuda:N``) and its NVML identifier, on a GPU trial
+    gpu: str | None = None
+    nvml_id: str | int | None = None
+    gpu_before: Calibration | None = None
+    gpu_reasons: set[str] = field(default_factory=set)
+    gpu_others: int | None = None
 
     @classmethod
-    def start(cls, rank: int, cpu_limit: float | None) -> NoiseProbe:
-        """Sample the host, then calibrate (so the interval covers the calibration too)."""
-        probe = cls(rank=rank, cpu_limit=cpu_limit, before=host_sample())
+    def start(cls, rank: int, cpu_limit: float | None, gpu: str | None = None) -> NoiseProbe:
+        """Sample the host, then calibrate (so the interval covers the calibration too); on a
+        GPU trial (``gpu`` is ``cuda:N``), the GPU's kernel too."""
+        probe = cls(rank=rank, cpu_limit=cpu_limit, before=host_sample(), gpu=gpu)
         probe.calibration_before = probe._calibrate("before")
+        if gpu is not None:
+            from trainbed.worker.energy import rank_gpu_ids
+
+            ids = rank_gpu_ids(gpu)
+            probe.nvml_id = ids[0] if ids else None
+            probe.gpu_before = probe._calibrate_gpu("before")
         return probe
+
+    def _calibrate_gpu(self, when: str) -> Calibration | None:
+        from trainbed.worker.gpu_calibration import calibrate_gpu, look
+
+        assert self.gpu is not None
+        try:
+            found = calibrate_gpu(self.gpu)
+        except Exception as err:  # noqa: BLE001 - the guard never fails a trial
+            self.notes.append(f"GPU calibration {when} failed: {type(err).__name__}: {err}")
+            return None
+        seen = look(self.nvml_id)
+        self.gpu_reasons.update(seen.throttle_reasons)
+        if seen.other_processes is not None:
+            self.gpu_others = max(self.gpu_others or 0, seen.other_processes)
+        return found.model_copy(
+            update={"sm_clock_mhz": seen.sm_clock_mhz, "temperature_c": seen.temperature_c}
+        )
 
     def _calibrate(self, when: str) -> Calibration | None:
         try:
@@ -172,9 +204,11 @@ class NoiseProbe:
     def finish(self, *, calibrate_after: bool = True) -> RankNoise:
         """Calibrate again (unless the trial did not succeed: then it should exit promptly),
         sample the host, and return the record."""
-        after_calibration = None
+        after_calibration = gpu_after = None
         if calibrate_after:
             after_calibration = self._calibrate("after")
+            if self.gpu is not None:
+                gpu_after = self._calibrate_gpu("after")
         else:
             self.notes.append("no calibration after: the trial did not succeed")
         after = host_sample()
@@ -188,6 +222,18 @@ class NoiseProbe:
             before=self.before,
             after=after,
             note="; ".join(self.notes),
+            gpu_calibration_before=self.gpu_before,
+            gpu_calibration_after=gpu_after,
+            gpu_throttle_reasons=sorted(self.gpu_reasons),
+            gpu_other_processes=self.gpu_others,
+            gpu_flags=gpu_noise_flags(
+                self.gpu_before.seconds if self.gpu_before else None,
+                gpu_after.seconds if gpu_after else None,
+                sorted(self.gpu_reasons),
+                self.gpu_others,
+            )
+            if self.gpu is not None
+            else [],
             **derived,
         )
 

@@ -103,6 +103,15 @@ def broadcast_values(values: list[float], device: torch.device) -> list[float]:
     return tensor.tolist()
 
 
+def all_gather(value: object) -> list[object]:
+    """Every rank's ``value`` (picklable), in rank order; ``[value]`` when not distributed."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def close_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

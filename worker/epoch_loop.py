@@ -5,9 +5,12 @@ a plain function so ``benchmarks/worker_overhead.py`` can call it both through
 :func:`run_epoch` and in a textbook loop, and compare. :func:`run_epoch` adds only what the
 analysis needs per iteration: two ``perf_counter`` reads, one preallocated numpy row, running
 loss/accuracy sums kept as tensors (no ``.item()``, so no host sync), and a poll of the SIGTERM
-flag. On CPU nothing is synchronised; on GPU ``torch.cuda.synchronize`` closes the compute
-interval, or it would time kernel launches only. With a ``meter``, each row also gets the bytes
-and in-flight time of the step's all-reduces (gradient buckets or local SGD's averaging).
+flag. On CPU nothing is synchronised. On GPU three reused CUDA events time the step on the device:
+the host-to-device copy (part of the data wait, with the host's time blocked on the DataLoader)
+and the compute, from the copied batch to the last kernel of the step; waiting on the last event
+closes the step, or the host would time kernel launches only. With a ``meter``, each row also
+gets the bytes and in-flight time of the step's all-reduces (gradient buckets or local SGD's
+averaging).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def run_epoch(
     step's cost). ``should_stop`` is polled at each iteration boundary; when it turns true the
     loop ends before the next step and ``stopped`` is set.
     """
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    events = _CudaEvents() if device.type == "cuda" else None
     totals = EpochTotals(
         torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
     )
@@ -82,15 +85,22 @@ def run_epoch(
         if should_stop():
             totals.stopped = True
             break
-        if device.type == "cuda":
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         ready = time.perf_counter()
+        if events is not None:
+            events.copy.record()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            events.ready.record()
         loss, logits = train_step(model, x, y, criterion, optimizer)
         if after_step is not None:
             after_step()
-        if sync is not None:
-            sync()
+        if events is not None:
+            events.done.record()
+            events.done.synchronize()
         done = time.perf_counter()
+        if events is not None:
+            data_wait, compute = events.seconds(ready - last)
+        else:
+            data_wait, compute = ready - last, done - ready
         n = y.shape[0]
         totals.loss_sum += loss.detach() * n
         totals.correct += (logits.detach().argmax(1) == y).sum()
@@ -102,8 +112,8 @@ def run_epoch(
             step,
             global_step + step,
             n,
-            ready - last,
-            done - ready,
+            data_wait,
+            compute,
             done - last,
             sent,
             in_flight,
@@ -112,3 +122,19 @@ def run_epoch(
     else:
         totals.stopped = should_stop()
     return totals
+
+
+class _CudaEvents:
+    """Three timing events, reused every step (each step waits on the last, so none is still
+    pending when it is recorded again)."""
+
+    def __init__(self) -> None:
+        self.copy = torch.cuda.Event(enable_timing=True)
+        self.ready = torch.cuda.Event(enable_timing=True)
+        self.done = torch.cuda.Event(enable_timing=True)
+
+    def seconds(self, host_wait: float) -> tuple[float, float]:
+        """(data wait, compute) of the step just done: the host's wait for the batch plus the
+        copy to the device, and the device's time from the copied batch to the step's end."""
+        copy = self.copy.elapsed_time(self.ready) / 1e3
+        return host_wait + copy, self.ready.elapsed_time(self.done) / 1e3

@@ -26,6 +26,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from trainbed.contract.env import THREAD_VARIABLES, thread_variables
+from trainbed.contract.gpu import rank_cuda_index
 from trainbed.contract.quantity import cpu_cores, threads_for_cpu
 from trainbed.contract.records import append_timestamp, write_result
 from trainbed.contract.trial import TrialSpec
@@ -62,6 +63,16 @@ def _threads(spec: TrialSpec) -> int:
     if given.isdigit() and int(given) >= 1:
         return int(given)
     return threads_for_cpu(spec.resources.cpu, _available_cpus())
+
+
+def _gpu(spec: TrialSpec, local_rank: int) -> str | None:
+    """The rank's first GPU (``cuda:N``) on a GPU trial where CUDA is there, else None."""
+    import torch
+
+    if spec.resources.gpu == 0 or not torch.cuda.is_available():
+        return None
+    index = rank_cuda_index(local_rank, spec.resources.gpu, torch.cuda.device_count())
+    return f"cuda:{index}"
 
 
 def main_worker(spec_path: Path, out: Path) -> int:
@@ -113,7 +124,7 @@ def main_worker(spec_path: Path, out: Path) -> int:
     if source != "proc":
         print("trainbed worker: /proc gives no process start; wall_time_s starts at import")
     calibrating = time.perf_counter()
-    probe = NoiseProbe.start(env.rank, cpu_cores(spec.resources.cpu))
+    probe = NoiseProbe.start(env.rank, cpu_cores(spec.resources.cpu), _gpu(spec, env.local_rank))
     calibration_s = time.perf_counter() - calibrating
     trainer = Trainer(spec, env, out, should_stop=stop, started=started + calibration_s)
     try:

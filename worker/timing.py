@@ -2,7 +2,10 @@
 
 Instrumentation must not change what it measures: the hot loop only reads ``perf_counter`` and
 stores a few floats in a numpy row; no file I/O and, on CPU, no synchronisation. On GPU the
-compute time is closed by ``torch.cuda.synchronize``, or it would measure kernel launches only.
+data wait and compute come from CUDA events (:mod:`~trainbed.worker.epoch_loop`), or the host
+would measure kernel launches only. The trial's first iteration (CUDA context warm-up, cuDNN
+autotuning, allocator growth) is ``global_step == 1`` and ``result.first_iteration_s``, so the
+analysis can keep it apart from the rest.
 The step's all-reduce bytes and in-flight seconds come from
 :class:`~trainbed.worker.allreduce_meter.AllreduceMeter`; the achieved bandwidth is derived from
 them when the file is written.

@@ -1,4 +1,4 @@
-"""One rank's training run: seeds, data, model, the epoch loop, evaluation, and the result.
+"""One rank's training run: the epoch loop, evaluation, energy, and the result.
 
 It fixes what the seeds' testbed measured wrongly: every rank trains on its own shard
 (``DistributedSampler`` with ``set_epoch`` every epoch, indices recorded in ``shards/``), each
@@ -6,7 +6,9 @@ epoch is timed on its own (never cumulatively), and the validation and test sets
 whole, each sample once. It stops early once the accuracy target holds (seed 004) and uses torch's
 own model averagers for local SGD (seed 000's sync period). Whatever happens, :meth:`Trainer.run`
 or :meth:`Trainer.failed` produces the rank's :class:`~trainbed.contract.records.Result`, and the
-iterations and shards are written once, after training, never inside the hot loop.
+iterations and shards are written once, after training, never inside the hot loop. The setup
+(seeds, device, DDP, data, model) is :mod:`~trainbed.worker.run_setup`'s; energy and GPU power,
+:mod:`~trainbed.worker.energy_ledger`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import hashlib
 import itertools
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader
 
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.records import (
@@ -36,41 +37,22 @@ from trainbed.contract.records import (
     now_iso,
 )
 from trainbed.contract.trial import TrialSpec, epochs_to_run
-from trainbed.worker.allreduce_meter import (
-    AllreduceMeter,
-    metered_allreduce_hook,
-    metered_averaging,
-)
-from trainbed.worker.datasets import VALIDATION_SEED, Arrays, load_dataset, validation_split
-from trainbed.worker.distributed import all_sum, broadcast_flag, init_group
-from trainbed.worker.energy import EnergyMeter, NoMeter, energy_meter
+from trainbed.worker.allreduce_meter import AllreduceMeter
+from trainbed.worker.datasets import VALIDATION_SEED, validation_split
+from trainbed.worker.distributed import all_gather, all_sum, broadcast_flag
+from trainbed.worker.energy_ledger import EnergyLedger, pack, rank_ledger, sample_hz, unpack
 from trainbed.worker.epoch_loop import run_epoch
 from trainbed.worker.evaluation import evaluate
 from trainbed.worker.host_info import read_host
-from trainbed.worker.models import build_model
-from trainbed.worker.optimizers import make_optimizer
+from trainbed.worker.power_sampler import combine_power
 from trainbed.worker.provenance import read_enforcement, versions
 from trainbed.worker.rank_env import RankEnv
+from trainbed.worker.run_setup import set_up
 from trainbed.worker.stopping import TargetTracker
 from trainbed.worker.tensorboard_log import TensorBoardLog
 from trainbed.worker.timing import IterationLog
 
 TERMINATED_REASON = "SIGTERM: stopped at an iteration boundary"
-
-
-@dataclass
-class _Run:
-    """Everything a run sets up before its first epoch."""
-
-    device: torch.device
-    data: Arrays
-    sampler: DistributedSampler
-    loader: DataLoader
-    model: nn.Module
-    net: nn.Module
-    optimizer: torch.optim.Optimizer
-    after_step: Callable[[], None] | None
-    local_sgd: bool
 
 
 @dataclass
@@ -87,7 +69,7 @@ class Trainer:
     epochs: list[EpochRecord] = field(default_factory=list)
     shards: list[dict[str, Any]] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    meter: EnergyMeter = field(default_factory=lambda: NoMeter("not started"))
+    ledger: EnergyLedger = field(default_factory=lambda: EnergyLedger.unmeasured("not started"))
     #: the bytes and in-flight time of each step's all-reduces, for the iteration log
     allreduce: AllreduceMeter = field(default_factory=AllreduceMeter)
     tracker: TargetTracker | None = None
@@ -115,86 +97,19 @@ class Trainer:
 
     # --- setup -------------------------------------------------------------------------------
 
-    def _setup(self) -> _Run:
-        spec, env, workload = self.spec, self.env, self.spec.workload
-        seeds = self.seeds()
-        random.seed(seeds["python"])
-        np.random.seed(seeds["numpy"] % 2**32)
-        torch.manual_seed(seeds["torch"])
-        use_cuda = spec.resources.gpu > 0 and torch.cuda.is_available()
-        device = torch.device(f"cuda:{env.local_rank}" if use_cuda else "cpu")
-        self.device = device
-        if use_cuda:
-            torch.cuda.set_device(device)
-        if env.distributed:
-            init_group(env, "nccl" if use_cuda else "gloo")
-
-        data = load_dataset(workload.dataset)
-        train_idx, _ = validation_split(len(data.train_y), workload.validation_fraction)
-        train_set = TensorDataset(data.train_x[train_idx], data.train_y[train_idx])
-        # drop_last: shards stay disjoint (padding would repeat samples across ranks); at most
-        # world_size - 1 samples sit out an epoch, a different few each epoch.
-        sampler = DistributedSampler(
-            train_set,
-            num_replicas=env.world_size,
-            rank=env.rank,
-            shuffle=True,
-            seed=seeds["sampler"],
-            drop_last=True,
-        )
-        workers = workload.dataloader_workers
-        loader = DataLoader(
-            train_set,
-            batch_size=workload.batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            generator=torch.Generator().manual_seed(seeds["dataloader"]),
-            pin_memory=use_cuda,
-            persistent_workers=workers > 0,
-            worker_init_fn=_seed_worker if workers > 0 else None,
-        )
-        model = build_model(
-            workload.model, data.channels, data.size, data.classes, workload.batch_norm
-        ).to(device)
-        local_sgd = env.distributed and workload.sync_period is not None
-        net: nn.Module = model
-        if env.distributed and not local_sgd:
-            net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if use_cuda else None
-            )
-            net.register_comm_hook(self.allreduce, metered_allreduce_hook)
-        after_step = None
-        if local_sgd and workload.sync_period is not None and workload.sync_period >= 1:
-            from torch.distributed.algorithms.model_averaging.averagers import (
-                PeriodicModelAverager,
-            )
-
-            averager = PeriodicModelAverager(period=workload.sync_period, warmup_steps=0)
-
-            def average() -> None:
-                averager.average_parameters(model.parameters())
-
-            def due() -> bool:  # PeriodicModelAverager's own rule, read before it steps
-                step, warmup = averager.step, averager.warmup_steps
-                return step >= warmup and (step - warmup) % averager.period == 0
-
-            after_step = metered_averaging(average, due, model, self.allreduce)
-
-        optimizer = make_optimizer(workload.optimizer, net.parameters(), workload.lr)
-        return _Run(device, data, sampler, loader, model, net, optimizer, after_step, local_sgd)
-
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> Result:
         """Train to the end, the target, or SIGTERM; returns ``succeeded`` or ``terminated``."""
         workload, env = self.spec.workload, self.env
-        run = self._setup()
+        run = set_up(self.spec, self.env, self.seeds(), self.allreduce)
+        self.device = run.device
         device, data = run.device, run.data
         _, val_idx = validation_split(len(data.train_y), workload.validation_fraction)
         val_x, val_y = data.train_x[val_idx], data.train_y[val_idx]
         criterion = nn.CrossEntropyLoss()
         tb = TensorBoardLog(self.out) if env.is_main else None
-        self.meter = energy_meter(str(device), env.local_rank)
+        self.ledger = rank_ledger(str(device), env.local_rank, sample_hz())
         target = workload.target_accuracy
         self.tracker = TargetTracker(target.threshold, target.patience) if target else None
         budget = epochs_to_run(
@@ -208,15 +123,15 @@ class Trainer:
             self.tracker = None
             budget = math.ceil(pilot / max(self.steps_per_epoch, 1))
         identical = not run.local_sgd
-        energy_start = self.meter.joules()
+        self.ledger.begin()
         test_time_total = 0.0  # test evaluation is measurement, not training: kept out of TTA
-        test_energy_total = 0.0
         global_step = 0
         terminated = False
         train_start = time.perf_counter()
         for epoch in range(1, budget + 1):
             run.sampler.set_epoch(epoch)
             self.shards.append(_shard_record(epoch, list(iter(run.sampler))))
+            self.ledger.train_begin()
             t0 = time.perf_counter()
             totals = run_epoch(
                 run.net,
@@ -232,6 +147,7 @@ class Trainer:
                 meter=self.allreduce,
             )
             train_time = time.perf_counter() - t0
+            self.ledger.train_end()
             global_step += totals.steps
             if totals.stopped:
                 terminated = True
@@ -244,7 +160,7 @@ class Trainer:
                 run.model, val_x, val_y, env, device, criterion, identical_models=identical
             )
             t2 = time.perf_counter()
-            test_joules = self.meter.joules()
+            self.ledger.test_begin()
             test_acc, _ = evaluate(
                 run.model,
                 data.test_x,
@@ -259,7 +175,7 @@ class Trainer:
             # without the test-set passes of earlier epochs (this epoch's comes after t2)
             elapsed = t2 - train_start - test_time_total
             test_time_total += t3 - t2
-            test_energy_total += _delta(self.meter.joules(), test_joules) or 0.0
+            self.ledger.test_end()
             data_wait, compute = self.log.epoch_sums(epoch)
             record = EpochRecord(
                 epoch=epoch,
@@ -282,8 +198,7 @@ class Trainer:
             if self.tracker is not None and self.tracker.update(epoch, val_acc):
                 # val_acc is the same number on every rank, so all ranks agree on this epoch.
                 self.time_to_accuracy_s = elapsed
-                used = _delta(self.meter.joules(), energy_start)
-                self.energy_to_accuracy_j = None if used is None else used - test_energy_total
+                self.energy_to_accuracy_j = self.ledger.so_far()
             if broadcast_flag(bool(self.tracker and self.tracker.met), device):
                 break
 
@@ -293,10 +208,7 @@ class Trainer:
 
             average_parameters(run.model.parameters(), dist.group.WORLD)
             final_test, _ = evaluate(run.model, data.test_x, data.test_y, env, device, criterion)
-        energy = _delta(self.meter.joules(), energy_start)
-        energy_j, to_accuracy_j = (energy, self.energy_to_accuracy_j)
-        if env.distributed and not terminated:
-            energy_j, to_accuracy_j = self._sum_energy(energy, to_accuracy_j)
+        energy = self._energy(self.energy_to_accuracy_j, collective=not terminated)
         self.flush()
         if tb is not None:
             tb.close(
@@ -307,8 +219,8 @@ class Trainer:
                 },
             )
         if terminated:
-            return self._result("terminated", TERMINATED_REASON, energy_j, None)
-        return self._result("succeeded", "", energy_j, to_accuracy_j, test_accuracy=final_test)
+            return self._result("terminated", TERMINATED_REASON, {**energy, "to_accuracy_j": None})
+        return self._result("succeeded", "", energy, test_accuracy=final_test)
 
     def failed(self, err: BaseException) -> Result:
         """The ``failed`` result after an exception: what was measured, and the reason
@@ -322,13 +234,13 @@ class Trainer:
             self.flush()
         except OSError as flush_err:
             text += f" (and writing iterations failed: {flush_err})"
-        energy = None if self.env.distributed else self.meter.joules()
+        energy = self._energy(None, collective=False)
         reason = f"{type(err).__name__}: {text}"
         if self.should_stop():
             # SIGTERM reaches the ranks at different iterations: one that stopped first leaves
             # its peer's all-reduce without a partner, and the peer's error is part of the stop.
-            return self._result("terminated", f"{TERMINATED_REASON} ({reason})"[:500], energy, None)
-        return self._result("failed", reason[:500], energy, None)
+            return self._result("terminated", f"{TERMINATED_REASON} ({reason})"[:500], energy)
+        return self._result("failed", reason[:500], energy)
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -342,26 +254,34 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.shards))
 
-    def _sum_energy(
-        self, energy: float | None, to_accuracy_j: float | None
-    ) -> tuple[float | None, float | None]:
-        """Energy (and energy-to-accuracy) of all ranks, or None where any rank could not
-        measure: never a partial sum passed off as the whole."""
-        values = [
-            energy or 0.0,
-            float(energy is None),
-            to_accuracy_j or 0.0,
-            float(to_accuracy_j is None),
-        ]
-        total, missing, to_accuracy_total, to_accuracy_missing = all_sum(values, self.device)
-        return (None if missing else total), (None if to_accuracy_missing else to_accuracy_total)
+    def _energy(self, to_accuracy_j: float | None, *, collective: bool) -> dict[str, Any]:
+        """The energy fields, summed over ranks (null where any rank could not measure) and
+        the power summaries combined. Without collectives (a failure: a peer may be gone) a
+        rank's own numbers are kept only when it is the whole world."""
+        self.ledger.close()
+        mine = self.ledger.totals()
+        values = [mine["energy"], to_accuracy_j, mine["train"], mine["gpu"], mine["cpu"]]
+        power = self.ledger.sampler.summary() if self.ledger.sampler else None
+        if self.env.distributed:
+            if collective:
+                values = unpack(all_sum(pack(values), self.device))
+                power = combine_power(all_gather(power))  # type: ignore[arg-type]
+            else:
+                values, power = [None] * len(values), None
+        energy, to_accuracy_j, train, gpu, cpu = values
+        return {
+            "energy": energy,
+            "to_accuracy_j": to_accuracy_j,
+            "train": train,
+            "by_device": {"gpu": gpu, "cpu": cpu},
+            "power": power,
+        }
 
     def _result(
         self,
         status: Status,
         reason: str,
-        energy_j: float | None,
-        to_accuracy_j: float | None,
+        energy: dict[str, Any],
         *,
         test_accuracy: float | None = None,
     ) -> Result:
@@ -386,10 +306,18 @@ class Trainer:
             best_accuracy=max(accuracies) if accuracies else None,
             test_accuracy=test_accuracy,
             time_to_accuracy_s=self.time_to_accuracy_s if met else None,
-            energy_to_accuracy_j=to_accuracy_j if met else None,
+            energy_to_accuracy_j=energy["to_accuracy_j"] if met else None,
             samples_per_s=samples / train_time if train_time > 0 else None,
-            energy_j=energy_j,
-            energy_source=self.meter.source,
+            energy_j=energy["energy"],
+            energy_source=self.ledger.meter.source,
+            train_energy_j=energy["train"],
+            energy_per_sample_j=energy["train"] / samples
+            if energy["train"] is not None and samples > 0
+            else None,
+            energy_by_device=energy["by_device"],
+            energy_sources=self.ledger.sources(),
+            power=energy["power"],
+            power_source=self.ledger.power_source,
             first_iteration_s=self.log.first_step_s(),
             validation_time_s=sum(e.val_time_s for e in epochs) if epochs else None,
             epochs=epochs,
@@ -419,22 +347,9 @@ class _First:
         return itertools.islice(iter(self.loader), self.n)
 
 
-def _seed_worker(worker_id: int) -> None:
-    """DataLoader workers: numpy and random follow torch's per-worker seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def _shard_record(epoch: int, indices: list[int]) -> dict[str, Any]:
     digest = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()
     record: dict[str, Any] = {"epoch": epoch, "count": len(indices), "sha256": digest}
     if epoch == 1:
         record["indices"] = indices
     return record
-
-
-def _delta(now: float | None, start: float | None) -> float | None:
-    if now is None:
-        return None
-    return now - (start or 0.0)

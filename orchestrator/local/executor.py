@@ -1,4 +1,5 @@
-"""The local executor: each trial is a group of worker processes on this machine (gloo, loopback).
+"""The local executor: each trial is a group of worker processes on this machine (gloo over
+loopback; NCCL where each rank has GPUs of its own).
 
 It starts ``parallelism`` ranks of ``trainbed worker`` with the torchrun-style environment the
 worker expects, puts each rank under its limits (:mod:`trainbed.orchestrator.local.limits`), watches
@@ -6,6 +7,9 @@ them, and turns what it saw into the trial's recorded outcome: an OOM kill becom
 ``oom_killed``, a stop for time ``timed_out``, a crash ``failed`` with the exit codes and the end
 of the log. Workers die with the driver (PR_SET_PDEATHSIG), so a killed driver leaves no trial
 running behind it; the partial output is moved aside when ``--resume`` reruns the trial.
+With a :class:`~trainbed.orchestrator.local.gpu_host.GpuHost`, each rank gets its own GPUs
+(``CUDA_VISIBLE_DEVICES``), the trial's power limit and clock are set before its ranks start and
+restored once they have exited, and ``execution.cooldown_s`` is waited before each trial.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from trainbed.contract.records import (
 )
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
+from trainbed.orchestrator.local.cooldown import wait_cooldown
+from trainbed.orchestrator.local.gpu_host import GpuHost, rank_gpu_env, rank_gpus
 from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
 from trainbed.orchestrator.local.network import NetworkPlan, wants_network
 from trainbed.orchestrator.local.network_host import HostNetwork
@@ -97,6 +103,8 @@ class LocalExecutor:
         python: str = sys.executable,
         collective_timeout_s: float = 60.0,
         network: HostNetwork | None = None,
+        gpus: GpuHost | None = None,
+        cooldown_s: float | None = None,
     ) -> None:
         self.results = results
         self.enforcer = enforcer
@@ -106,6 +114,9 @@ class LocalExecutor:
         self.collective_timeout_s = collective_timeout_s
         self.running: dict[str, _Trial] = {}
         self._available = sorted(os.sched_getaffinity(0))
+        #: the host's GPUs where some trial asks for one
+        self.gpus = gpus
+        self.cooldown_s = cooldown_s
 
     # --- observe -------------------------------------------------------------------------
 
@@ -161,7 +172,17 @@ class LocalExecutor:
         directory = self.results.write_trial(trial)
         world = trial.workload.parallelism
         plans = plan_limits(trial.resources, world, self._available)
+        assignment = self.gpus.assign(trial) if self.gpus is not None else []
+        extra: dict[str, Any] = {"previous_attempt": str(moved)} if moved else {}
+        if self.cooldown_s:
+            devices = [d for rank in assignment for d in rank]
+            read, idle = self.gpus.thermometer(devices) if self.gpus else (None, [])
+            extra["cooldown"] = wait_cooldown(self.cooldown_s, read, idle)
         enforcement = self.enforcer.describe(plans[0])
+        if assignment and self.gpus is not None:
+            tuned = self.gpus.tune(trial, [d for rank in assignment for d in rank])
+            enforcement = {**enforcement, **tuned}
+            extra["gpus"] = rank_gpus(assignment)
         if network is not None and self.network is not None:
             enforcement = {**enforcement, "network": self.network.up(network)}
         port = free_port()
@@ -181,6 +202,8 @@ class LocalExecutor:
                 collective_timeout_s=self.collective_timeout_s,
                 network_env=network.rank_env() if network else None,
             )
+            if self.gpus is not None:  # a CPU trial on a GPU host sees none
+                env.update(rank_gpu_env(assignment[rank] if assignment else ()))
             log_file = TrialLayout(directory).log_file(rank)
             log_file.parent.mkdir(parents=True, exist_ok=True)
             log = open(log_file, "ab")  # noqa: SIM115 - closed when the rank exits
@@ -214,7 +237,7 @@ class LocalExecutor:
             started=started,
             started_at=started_at,
             enforcement=enforcement,
-            extra={"previous_attempt": str(moved)} if moved else {},
+            extra=extra,
             overlap=others,
             network=network,
         )
@@ -263,6 +286,12 @@ class LocalExecutor:
                 self.enforcer.cleanup(rank.group)
             self._network_down(trial)
         self.running.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Restore every GPU setting a trial still holds (the driver's end, however it ends)."""
+        if self.gpus is not None:
+            self.gpus.restore_all()
 
     # --- record ----------------------------------------------------------------------------
 
@@ -278,6 +307,10 @@ class LocalExecutor:
         for rank in trial.ranks:
             self.enforcer.cleanup(rank.group)
         self._network_down(trial)
+        if self.gpus is not None:
+            errors = self.gpus.restore(trial_id)
+            if errors:
+                trial.extra["gpu_restore_errors"] = errors
         seen = TrialObservation(
             exit_codes={r.rank: r.exit_code for r in trial.ranks},
             oom_killed=oom,

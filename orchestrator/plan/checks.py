@@ -182,14 +182,30 @@ NETWORK_KEYS = ("resources.bandwidth", "resources.latency")
 def network_fields(campaign: Campaign) -> dict[str, str]:
     """Each network key some trial of the campaign sets (not null), with the field that sets it
     (``spec.factors[i].levels`` or ``spec.trial.resources.<key>``), so a refusal can name it."""
+    return resource_fields(campaign, NETWORK_KEYS)
+
+
+#: The resource keys that tune the trial's GPUs (power limit, locked SM clock): settable only by
+#: a privileged process on the GPU's host.
+GPU_TUNING_KEYS = ("resources.gpu_power_limit", "resources.gpu_clock")
+
+
+def gpu_tuning_fields(campaign: Campaign) -> dict[str, str]:
+    """Each GPU tuning key some trial sets, with the field that sets it (as network_fields)."""
+    return resource_fields(campaign, GPU_TUNING_KEYS)
+
+
+def resource_fields(campaign: Campaign, keys: tuple[str, ...]) -> dict[str, str]:
+    """Each of ``keys`` (``resources.<key>``) that some trial sets (not null), with the field
+    that sets it: a factor's levels, or the trial defaults where no factor targets it."""
     found: dict[str, str] = {}
     targeted = set()
     for i, factor in enumerate(campaign.spec.factors):
-        if factor.target in NETWORK_KEYS:
+        if factor.target in keys:
             targeted.add(factor.target)
             if any(level is not None for level in factor.levels):
                 found[factor.target] = f"spec.factors[{i}].levels"
-    for key in NETWORK_KEYS:
+    for key in keys:
         default = getattr(campaign.spec.trial.resources, key.split(".")[1])
         if key not in targeted and default is not None:
             found[key] = f"spec.trial.{key}"

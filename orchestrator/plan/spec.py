@@ -144,6 +144,15 @@ class Execution(_Strict):
     retries: Annotated[int, Field(ge=0, le=10)] = Field(
         0, description="Pod retries for failures other than disruptions (backoffLimit)."
     )
+    cooldown_s: Annotated[float, Field(ge=0, le=3600)] | None = Field(
+        None,
+        description=(
+            "Local backend: seconds to wait before each trial, recorded in its result as "
+            "cooldown. On a GPU trial the wait ends early once its GPUs are back within 3 C of "
+            "their temperature before the first trial (thermally stable, as Zeus profiles). "
+            "Null: no wait."
+        ),
+    )
 
 
 class Toleration(_Strict):

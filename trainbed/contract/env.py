@@ -25,6 +25,9 @@ CIFAR10_URL = "TRAINBED_CIFAR10_URL"
 #: The Kubernetes node a pod runs on (the downward API's ``spec.nodeName``), recorded with the
 #: rank's noise record so the analysis can block on node; unset outside a cluster.
 NODE_NAME = "TRAINBED_NODE_NAME"
+#: Samples per second of the GPU power sampler during training (default 10; "0" turns it off,
+#: and ``result.power`` is then null with ``power_source`` saying so).
+POWER_SAMPLE_HZ = "TRAINBED_POWER_SAMPLE_HZ"
 
 # --- what a person or a deployment sets ------------------------------------------------------
 

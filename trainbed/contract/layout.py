@@ -17,6 +17,7 @@
       report/                       written by ``trainbed analyze``
       pilot.json                    ``trainbed pilot``'s predictions of every trial's times
       pilot/<campaign>/             the pilot's short trials, a results directory of its own
+      gpu-restore.json              GPU settings to restore, present only while a trial has them
 
 :class:`ResultsLayout` names these paths for a local root and for the pod's mount alike: it is
 pure (no I/O) and keeps the path type it is given (``Path`` here, ``PurePosixPath`` for a pod).
@@ -38,6 +39,10 @@ REPORT_DIR = "report"
 PILOT_FILE = "pilot.json"
 PILOT_DIR = "pilot"
 LOCK_FILE = ".driver.lock"
+#: The GPU settings (power limit, locked clock) a running trial changed and their values before,
+#: written before they are changed and removed once restored: a killed driver's --resume
+#: restores them first.
+GPU_RESTORE_FILE = "gpu-restore.json"
 
 TRIAL_FILE = "trial.json"
 RESULT_FILE = "result.json"
@@ -137,6 +142,10 @@ class ResultsLayout(Generic[P]):
     @property
     def report_dir(self) -> P:
         return self.root / REPORT_DIR
+
+    @property
+    def gpu_restore_file(self) -> P:
+        return self.root / GPU_RESTORE_FILE
 
     @property
     def lock_file(self) -> P:

@@ -89,6 +89,17 @@ class RankNoise(_Record):
     #: Over the trial: % of the wall time the rank's main thread was ready to run but other
     #: work held its CPU (its run-queue delay less its quota's throttling): contention felt.
     cpu_wait_pct: float | None = None
+    #: On a GPU trial: a fixed matrix multiply on the rank's first GPU, timed with CUDA events,
+    #: before and after the trial (extra keys ``sm_clock_mhz``, ``temperature_c``); null on CPU.
+    gpu_calibration_before: Calibration | None = None
+    gpu_calibration_after: Calibration | None = None
+    #: NVML throttle reasons seen at either GPU calibration, and the most processes other than
+    #: this rank's that held the GPU then (null where NVML could not say).
+    gpu_throttle_reasons: list[str] = Field(default_factory=list)
+    gpu_other_processes: int | None = None
+    #: Why this rank's GPU should not be trusted (:func:`trainbed.contract.gpu.gpu_noise_flags`):
+    #: slower after than before, thermally throttled, or shared. Empty: nothing seen.
+    gpu_flags: list[str] = Field(default_factory=list)
     #: Why a part is missing (e.g. the after-calibration is skipped when the trial failed).
     note: str = ""
 

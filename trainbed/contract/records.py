@@ -26,7 +26,9 @@ RESULT_SCHEMA = "trainbed.io/result/v1"
 #: Columns of ``iterations/rank-<r>.csv``. ``step`` counts from 1 within the epoch and
 #: ``global_step`` from 1 within the trial. ``data_wait_s`` is the time blocked on the DataLoader,
 #: ``compute_s`` forward + backward + optimizer step (synchronised on GPU), ``step_s`` their sum
-#: plus bookkeeping. The first iteration of the trial is ``global_step == 1``. Files written
+#: plus bookkeeping. On GPU, data wait includes the host-to-device copy and compute is the
+#: device's time from the copied batch to the step's last kernel, both from CUDA events. The
+#: first iteration of the trial is ``global_step == 1``. Files written
 #: before the communication columns have exactly these eight, and readers accept them.
 ITERATION_BASE_COLUMNS: tuple[str, ...] = (
     "rank",
@@ -178,8 +180,13 @@ class Result(BaseModel):
     #: Energy by device over the same span as ``energy_j``: ``{"gpu": J, "cpu": J}``, a value
     #: null where that meter was missing (added in v1, optional).
     energy_by_device: dict[str, float | None] | None = None
+    #: Each device's meter as ``energy_source`` names one (``nvml: ...``, ``rapl: ...``), or
+    #: ``none: <why>``: why an ``energy_by_device`` value is null (added in v1, optional).
+    energy_sources: dict[str, str] | None = None
     #: GPU power sampled during training (null without NVML, added in v1, optional).
     power: PowerSummary | None = None
+    #: The sampler behind ``power`` (``nvml: 10 Hz``), or ``none: <why>`` (added in v1, optional).
+    power_source: str | None = None
     #: Each rank's GPUs, as the executor assigned them (null for CPU trials, added in v1).
     gpus: list[RankGpu] | None = None
     #: What rank 0 ran on: kernel, CPU, cgroup mode, GPU stack (null in records written before

@@ -124,6 +124,22 @@ class Resources(_Strict):
             "Local backend only (Kubernetes cannot add delay under restricted Pod Security)."
         ),
     )
+    gpu_power_limit: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description=(
+            "Power limit of each of the trial's GPUs, watts (NVML's power management limit), "
+            "set before the trial, read back and restored after it. Null: left as it is. "
+            "Local backend only, and only where this process may set it (root)."
+        ),
+    )
+    gpu_clock: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description=(
+            "SM clock each of the trial's GPUs is locked at, MHz (nvidia-smi -lgc N,N), set "
+            "before the trial, read back and reset after it. Null: left to the driver. "
+            "Local backend only, and only where this process may set it (root)."
+        ),
+    )
 
     @field_validator("cpu", "memory")
     @classmethod

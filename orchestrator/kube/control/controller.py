@@ -46,6 +46,7 @@ from trainbed.orchestrator.kube.objects.campaign_status import (
     with_stalled,
 )
 from trainbed.orchestrator.kube.objects.metadata import owner_reference
+from trainbed.orchestrator.kube.objects.network_limits import refuse_unenforceable
 from trainbed.orchestrator.plan.parse import parse_campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
@@ -172,6 +173,7 @@ class Controller:
             campaign = parse_campaign(
                 {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
             )
+            refuse_unenforceable(campaign, f"Campaign {name}")  # kubectl apply skips submit's
             planned = plan_campaign(campaign)
         except SpecError as err:
             self._invalid(name, generation, "InvalidSpec", str(err))
