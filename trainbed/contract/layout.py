@@ -17,6 +17,7 @@
       report/                       written by ``trainbed analyze``
       pilot.json                    ``trainbed pilot``'s predictions of every trial's times
       pilot/<campaign>/             the pilot's short trials, a results directory of its own
+      confirmation.json             ``trainbed confirm``'s frozen predictions and its trials
 
 :class:`ResultsLayout` names these paths for a local root and for the pod's mount alike: it is
 pure (no I/O) and keeps the path type it is given (``Path`` here, ``PurePosixPath`` for a pod).
@@ -38,6 +39,10 @@ REPORT_DIR = "report"
 PILOT_FILE = "pilot.json"
 PILOT_DIR = "pilot"
 LOCK_FILE = ".driver.lock"
+#: ``trainbed confirm``'s blocks (:class:`trainbed.contract.confirmation.ConfirmationRecord`).
+CONFIRMATION_FILE = "confirmation.json"
+#: In the report folder: the recommendation ``trainbed analyze`` made, and the goal it used.
+RECOMMENDATION_FILE = "recommendation.json"
 
 TRIAL_FILE = "trial.json"
 RESULT_FILE = "result.json"
@@ -149,6 +154,10 @@ class ResultsLayout(Generic[P]):
     @property
     def pilot_dir(self) -> P:
         return self.root / PILOT_DIR
+
+    @property
+    def confirmation_file(self) -> P:
+        return self.root / CONFIRMATION_FILE
 
     def trial(self, trial_id: str) -> TrialLayout[P]:
         return TrialLayout(self.trials_dir / trial_id)
