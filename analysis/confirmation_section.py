@@ -21,6 +21,7 @@ import pandas as pd
 
 from trainbed.analysis import tables
 from trainbed.analysis.cost import cost_spec, priced_trial
+from trainbed.analysis.noise import NoisePolicy, has_records, noise_frame, read_noise
 from trainbed.analysis.predictor import t_quantile
 from trainbed.contract.confirmation import ConfirmationBlock, FrozenPrediction, read_confirmation
 from trainbed.contract.goal import GoalSpec
@@ -71,8 +72,14 @@ def checks(block: ConfirmationBlock, measured: dict[str, list[float]]) -> list[C
     return out
 
 
-def verdict(block: ConfirmationBlock, found: list[Check], fraction: bool) -> str:
-    """One paragraph: confirmed, not confirmed (and what to do), or not decidable."""
+def verdict(
+    block: ConfirmationBlock,
+    found: list[Check],
+    fraction: bool,
+    disturbed: dict[str, str] | None = None,
+) -> str:
+    """One paragraph: confirmed, not confirmed (and what to do), or not decidable.
+    ``disturbed`` maps the block's runs that the noise guard flagged to why."""
     try:
         judged = GoalSpec.model_validate(block.goal).responses
     except ValueError:
@@ -102,6 +109,16 @@ def verdict(block: ConfirmationBlock, found: list[Check], fraction: bool) -> str
         if fraction
         else " Add levels (a centre point) or runs, then analyse and confirm again."
     )
+    if disturbed:
+        return (
+            "**Not confirmed, and not decided**: the measured mean of "
+            + ", ".join(c.response for c in missed)
+            + f" falls outside its prediction interval, but the noise guard flagged "
+            f"{len(disturbed)} of the {len(block.trial_ids)} runs ("
+            + "; ".join(f"{t}: {w}" for t, w in disturbed.items())
+            + "): the machine, not the model, may have moved them. Run `trainbed confirm` "
+            f"again on a quiet machine; if it misses again, {why}." + follow
+        )
     return (
         "**Not confirmed**: the measured mean of "
         + ", ".join(c.response for c in missed)
@@ -138,8 +155,32 @@ def measured_values(
     return values, failed
 
 
-def confirmation_section(root: Path, campaign: dict, out: Path) -> str:
-    """The section's Markdown ('' when nothing was confirmed); writes confirmation.csv."""
+def disturbed_runs(root: Path, trials: pd.DataFrame, block: ConfirmationBlock) -> dict[str, str]:
+    """The block's runs the noise guard flags, judged beside the design's trials (each
+    calibration against the median of its CPU limit's group), and why."""
+    ids = [t for t in block.trial_ids if t not in set(trials["trial_id"])]
+    statuses = []
+    for trial_id in ids:
+        try:
+            statuses.append(
+                json.loads(ResultsLayout(root).trial(trial_id).result_file.read_text())["status"]
+            )
+        except (OSError, ValueError, KeyError):
+            statuses.append("missing")
+    both = pd.concat(
+        [trials[["trial_id", "status"]], pd.DataFrame({"trial_id": ids, "status": statuses})],
+        ignore_index=True,
+    )
+    frame = noise_frame(both, read_noise(root, list(both["trial_id"])), NoisePolicy())
+    if not has_records(frame):
+        return {}
+    mine = frame[frame["trial_id"].isin(ids) & frame["flagged"]]
+    return dict(zip(mine["trial_id"], mine["why"], strict=True))
+
+
+def confirmation_section(root: Path, campaign: dict, out: Path, trials: pd.DataFrame) -> str:
+    """The section's Markdown ('' when nothing was confirmed); writes confirmation.csv.
+    ``trials`` are the design's (the noise guard judges the block's runs beside them)."""
     record = read_confirmation(ResultsLayout(Path(root)).confirmation_file)
     if record is None or not record.blocks:
         return ""
@@ -179,7 +220,8 @@ def confirmation_section(root: Path, campaign: dict, out: Path) -> str:
         )
         rows.append(frame)
         text += tables.markdown(frame.drop(columns=["confirmation"])) + "\n"
-        text += verdict(block, found, fraction) + "\n\n"
+        disturbed = disturbed_runs(Path(root), trials, block)
+        text += verdict(block, found, fraction, disturbed) + "\n\n"
     tables.write(out, "confirmation", pd.concat(rows, ignore_index=True))
     return text
 

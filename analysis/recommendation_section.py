@@ -73,7 +73,7 @@ def candidates_frame(rec: Recommendation) -> pd.DataFrame:
         row["P(meets constraints)"] = c.p_meets
         row["feasible"] = c.feasible
         row["score"] = c.score
-        row["aliased"] = "; ".join(next(iter(c.predictions.values())).aliased)
+        row["rests on aliases"] = "yes" if next(iter(c.predictions.values())).aliased else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -205,6 +205,15 @@ def recommendation_section(
                 f"\nThe candidates, best first (the first {min(SHOWN, len(frame))} of "
                 f"{len(frame)}; `recommendation.csv`):\n\n" + tables.markdown(shown)
             )
+            aliased = next(
+                (p.aliased for c in rec.candidates for p in c.predictions.values() if p.aliased),
+                [],
+            )
+            if aliased:
+                text += (
+                    "\nA combination the design did not run rests on the aliases: its "
+                    "prediction assumes " + "; ".join(aliased) + ".\n"
+                )
             (out / RECOMMENDATION_FILE).write_text(
                 json.dumps(choice_json(rec, source), indent=2, default=str) + "\n"
             )
@@ -223,4 +232,4 @@ def decision_sections(results: Results, goal: GoalSpec | None, out: Path) -> str
         goal, source = last_goal(results.root), "the goal of the last trainbed confirm"
     out.mkdir(parents=True, exist_ok=True)
     text, _ = recommendation_section(results, goal, source, out)
-    return text + confirmation_section(results.root, results.campaign, out)
+    return text + confirmation_section(results.root, results.campaign, out, results.trials)
