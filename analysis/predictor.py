@@ -16,7 +16,8 @@ In a fraction a term stands for its whole alias set. At the runs it makes no dif
 member is active; elsewhere it does: :meth:`Predictor.aliased_at` names the terms whose aliases
 would predict differently at x0 (the prediction assumes the representative, the lowest-order
 member), and the words of the defining relation that the point does not satisfy (assumed 0).
-It uses scipy.special, not scipy.stats or statsmodels, so ``trainbed predict`` starts fast.
+It imports neither scipy nor statsmodels (:mod:`~trainbed.analysis.student_t` gives the t), so
+``trainbed predict`` starts fast.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
+from trainbed.analysis import student_t
 from trainbed.analysis.aliases import defining_relation
 from trainbed.analysis.design_matrix import ModelTerm, build
 from trainbed.contract.layout import BLOCK_COLUMN, coded_column
@@ -43,11 +44,11 @@ class NotPredictable(ValueError):
 
 def t_quantile(level: float, df: float) -> float:
     """The two-sided ``level`` quantile of Student's t on ``df`` degrees of freedom."""
-    return float(special.stdtrit(df, 0.5 + level / 2))
+    return student_t.quantile(0.5 + level / 2, df)
 
 
 def t_cdf(value: float, df: float) -> float:
-    return float(special.stdtr(df, value))
+    return student_t.cdf(value, df)
 
 
 @dataclass(frozen=True)

@@ -261,3 +261,16 @@ def test_the_report_carries_the_recommendation_and_the_ranking(full: Path, tmp_p
     assert (out / "accuracy_per_second.csv").is_file()
     plain = write_report(full, tmp_path / "plain")
     assert "No goal: set `spec.goal`" in (plain / "index.md").read_text()
+
+
+def test_the_plain_python_t_matches_scipy() -> None:
+    from scipy import stats
+
+    from trainbed.analysis import student_t
+
+    for df in (1, 2, 3, 4, 8, 30, 200):
+        for p in (0.01, 0.6, 0.9, 0.95, 0.975, 0.995, 0.9995):
+            assert student_t.quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9)
+        for x in (-50.0, -3.0, -1.0, 0.0, 0.3, 1.0, 2.5, 10.0, 100.0):
+            assert student_t.cdf(x, df) == pytest.approx(stats.t.cdf(x, df), abs=1e-12)
+    assert student_t.quantile(0.5, 5) == pytest.approx(0.0, abs=1e-12)
