@@ -211,6 +211,20 @@ class PredictionSet:
         }
 
 
+def censored_reason(trials: pd.DataFrame, response: str, names: list[str]) -> str | None:
+    """Why a censored response (time to accuracy) is not modelled, as the report decides it;
+    None when it is (nothing censored, or few enough runs and every design point kept)."""
+    if response not in RESPONSES or not RESPONSES[response].censored:
+        return None
+    succeeded = trials["status"] == "succeeded"
+    if not (succeeded & trials[response].isna()).any():
+        return None
+    from trainbed.analysis.response_section import censoring  # the report's rule, once
+
+    text, fittable = censoring(trials, response, names)
+    return None if fittable else text.strip()
+
+
 def fitted_responses(trials: pd.DataFrame, listed: list[str]) -> list[str]:
     """The responses to model: those the campaign lists, then any other one measured."""
     wanted = [r for r in listed if r in RESPONSES]
@@ -243,6 +257,10 @@ def predict(
     prices = cost_spec(results.campaign)
     out, skipped = [], {}
     for response in chosen:
+        why = censored_reason(trials, response, results.factor_names)
+        if why:
+            skipped[response] = why
+            continue
         try:
             model = Predictor.fit(
                 trials,

@@ -247,8 +247,14 @@ def fit_models(
     goal: GoalSpec, trials: pd.DataFrame, factors: list[dict[str, Any]], screening: bool
 ) -> dict[str, Predictor]:
     """One model per response the goal names; NotPredictable names the one that fails."""
+    from trainbed.analysis.predict import censored_reason
+
     models = {}
+    names = [f["name"] for f in factors]
     for response in goal.responses:
+        why = censored_reason(trials, response, names)
+        if why:
+            raise NotPredictable(f"goal {goal.text()!r}: {response}: {why}")
         try:
             models[response] = Predictor.fit(trials, factors, response, main_effects_only=screening)
         except NotPredictable as err:
