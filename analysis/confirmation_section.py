@@ -72,6 +72,18 @@ def checks(block: ConfirmationBlock, measured: dict[str, list[float]]) -> list[C
     return out
 
 
+def _means(found: list[Check]) -> str:
+    """'the measured mean of time falls' or 'the measured means of time and accuracy fall'."""
+    names = [c.response for c in found]
+    if len(names) == 1:
+        return f"the measured mean of {names[0]} falls"
+    return f"the measured means of {', '.join(names[:-1])} and {names[-1]} fall"
+
+
+def _its(found: list[Check]) -> str:
+    return "its" if len(found) == 1 else "their"
+
+
 def verdict(
     block: ConfirmationBlock,
     found: list[Check],
@@ -93,9 +105,8 @@ def verdict(
     missed = [c for c in decisive if not c.inside]
     if not missed:
         return (
-            "**Confirmed**: the measured mean of "
-            + ", ".join(c.response for c in decisive)
-            + " falls inside its prediction interval. The model predicts this configuration."
+            f"**Confirmed**: {_means(decisive)} inside {_its(decisive)} prediction interval. "
+            "The model predicts this configuration."
         )
     assumed = next((p.aliased for p in block.predictions if p.aliased), [])
     why = "the model is inadequate here (a term it lacks, or curvature between the levels)"
@@ -111,19 +122,16 @@ def verdict(
     )
     if disturbed:
         return (
-            "**Not confirmed, and not decided**: the measured mean of "
-            + ", ".join(c.response for c in missed)
-            + f" falls outside its prediction interval, but the noise guard flagged "
+            f"**Not confirmed, and not decided**: {_means(missed)} outside "
+            f"{_its(missed)} prediction interval, but the noise guard flagged "
             f"{len(disturbed)} of the {len(block.trial_ids)} runs ("
             + "; ".join(f"{t}: {w}" for t, w in disturbed.items())
             + "): the machine, not the model, may have moved them. Run `trainbed confirm` "
             f"again on a quiet machine; if it misses again, {why}." + follow
         )
     return (
-        "**Not confirmed**: the measured mean of "
-        + ", ".join(c.response for c in missed)
-        + f" falls outside its prediction interval. The runs are not at fault: {why}."
-        + follow
+        f"**Not confirmed**: {_means(missed)} outside {_its(missed)} prediction interval. "
+        f"The runs are not at fault: {why}." + follow
     )
 
 
