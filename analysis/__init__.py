@@ -6,7 +6,7 @@ a Kubernetes client. For notebooks, ``trainbed.analysis.load(DIR)`` gives the pa
 ``trainbed.analysis.predict(DIR, {"cpu": "1"})`` each response at a configuration and
 ``trainbed.analysis.recommend(DIR, "min time s.t. accuracy >= 0.9")`` the best one for a goal.
 
-The names are imported on first use (PEP 562), so ``trainbed predict`` does not pay for
+``fit`` is imported on first use (PEP 562), so ``trainbed predict`` does not pay for
 statsmodels and matplotlib, which only the report needs.
 """
 
@@ -15,18 +15,25 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_LAZY = {
-    "FitTables": "trainbed.analysis.notebook",
-    "fit": "trainbed.analysis.notebook",
-    "Results": "trainbed.analysis.load",
-    "load": "trainbed.analysis.load",
-    "predict": "trainbed.analysis.predict",
-    "PredictionSet": "trainbed.analysis.predict",
-    "recommend": "trainbed.analysis.recommend",
-    "Recommendation": "trainbed.analysis.recommend",
-}
+# Bound here, not lazily: each shares its name with its module, and a lazy name would lose to
+# the module once anything imported it (``trainbed.analysis.load`` would be the module).
+from trainbed.analysis.load import Results, load
+from trainbed.analysis.predict import PredictionSet, predict
+from trainbed.analysis.recommend import Recommendation, recommend
 
-__all__ = sorted(_LAZY)
+#: Imported on first use: the notebook API pulls in statsmodels.
+_LAZY = {"FitTables": "trainbed.analysis.notebook", "fit": "trainbed.analysis.notebook"}
+
+__all__ = [
+    "FitTables",
+    "PredictionSet",
+    "Recommendation",
+    "Results",
+    "fit",
+    "load",
+    "predict",
+    "recommend",
+]
 
 
 def __getattr__(name: str) -> Any:

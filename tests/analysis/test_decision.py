@@ -274,3 +274,18 @@ def test_the_plain_python_t_matches_scipy() -> None:
         for x in (-50.0, -3.0, -1.0, 0.0, 0.3, 1.0, 2.5, 10.0, 100.0):
             assert student_t.cdf(x, df) == pytest.approx(stats.t.cdf(x, df), abs=1e-12)
     assert student_t.quantile(0.5, 5) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_predict_path_imports_neither_statsmodels_nor_matplotlib_nor_scipy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainbed.orchestrator.cli, trainbed.analysis.predict, "
+        "trainbed.orchestrator.predict_view\n"
+        "from trainbed.analysis import load, predict\n"
+        "assert callable(load) and callable(predict)\n"
+        "print(sorted(m for m in ('statsmodels', 'matplotlib', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
