@@ -252,6 +252,10 @@ def fit_models(
     models = {}
     names = [f["name"] for f in factors]
     for response in goal.responses:
+        if response == "cost" and ("cost" not in trials or trials["cost"].isna().all()):
+            raise NotPredictable(
+                f"goal {goal.text()!r}: cost needs prices: set spec.cost in the campaign file"
+            )
         why = censored_reason(trials, response, names)
         if why:
             raise NotPredictable(f"goal {goal.text()!r}: {response}: {why}")

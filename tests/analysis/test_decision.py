@@ -289,3 +289,13 @@ def test_the_predict_path_imports_neither_statsmodels_nor_matplotlib_nor_scipy()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_bad_goal_is_one_line_and_a_goal_without_its_response_says_why(
+    full: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["analyze", str(full), "--goal", "fastest please"])
+    assert result.exit_code == 2 and "--goal" in result.output
+    assert "Traceback" not in result.output
+    out = write_report(full, tmp_path / "r", goal=parse_goal("min cost"))
+    assert "cost needs prices: set spec.cost" in (out / "index.md").read_text()
