@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from trainbed.analysis.predict import LEVEL, Prediction, Setting, coded_point, predict_response
-from trainbed.analysis.predictor import NotPredictable, Predictor, t_cdf
+from trainbed.analysis.predictor import NotPredictable, Predictor, t_cdf, t_quantile
 from trainbed.contract.goal import Constraint, GoalSpec
 
 #: More combinations than this are not enumerated (the design would be far larger than a
@@ -87,8 +87,6 @@ def p_meets(prediction: Prediction, constraint: Constraint) -> float | None:
     if prediction.pi is None:
         return None
     half = (prediction.pi[1] - prediction.pi[0]) / 2
-    from trainbed.analysis.predictor import t_quantile
-
     se = half / t_quantile(prediction.level, prediction.df)
     if se <= 0:
         return float(constraint.holds(prediction.mean))
