@@ -81,7 +81,7 @@ def _means(found: list[Check]) -> str:
 
 
 def _its(found: list[Check]) -> str:
-    return "its" if len(found) == 1 else "their"
+    return "its prediction interval" if len(found) == 1 else "their prediction intervals"
 
 
 def verdict(
@@ -105,7 +105,7 @@ def verdict(
     missed = [c for c in decisive if not c.inside]
     if not missed:
         return (
-            f"**Confirmed**: {_means(decisive)} inside {_its(decisive)} prediction interval. "
+            f"**Confirmed**: {_means(decisive)} inside {_its(decisive)}. "
             "The model predicts this configuration."
         )
     assumed = next((p.aliased for p in block.predictions if p.aliased), [])
@@ -123,14 +123,14 @@ def verdict(
     if disturbed:
         return (
             f"**Not confirmed, and not decided**: {_means(missed)} outside "
-            f"{_its(missed)} prediction interval, but the noise guard flagged "
+            f"{_its(missed)}, but the noise guard flagged "
             f"{len(disturbed)} of the {len(block.trial_ids)} runs ("
             + "; ".join(f"{t}: {w}" for t, w in disturbed.items())
             + "): the machine, not the model, may have moved them. Run `trainbed confirm` "
             f"again on a quiet machine; if it misses again, {why}." + follow
         )
     return (
-        f"**Not confirmed**: {_means(missed)} outside {_its(missed)} prediction interval. "
+        f"**Not confirmed**: {_means(missed)} outside {_its(missed)}. "
         f"The runs are not at fault: {why}." + follow
     )
 
