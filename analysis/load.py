@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from trainbed.analysis.cost import COST, trial_costs
 from trainbed.analysis.tbevents import read_campaign_scalars, read_trial_scalars
 from trainbed.contract.errors import ResultsError
 from trainbed.contract.layout import (
@@ -202,6 +203,7 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
     trials = design.merge(results, on="trial_id", how="left")
     for response, column in RESPONSE_FIELDS.items():
         trials[response] = pd.to_numeric(trials.get(column), errors="coerce")
+    trials[COST] = trial_costs(root, campaign, trials["trial_id"])  # derived: spec.cost
     epochs = pd.DataFrame(epoch_rows)
     if scalar_frames:
         tb = pd.concat(scalar_frames, ignore_index=True)

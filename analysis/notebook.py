@@ -16,6 +16,7 @@ from trainbed.analysis.anova import Fit, fit_response
 from trainbed.analysis.design_notes import is_screening
 from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
 from trainbed.analysis.units import unit as unit_of
+from trainbed.contract.responses import DERIVED_RESPONSES
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ class FitTables:
 def fit(directory: str | Path | Results, response: str, *, log: bool = False) -> FitTables:
     """Fit ``response`` (one of :data:`RESPONSE_FIELDS`) over a results directory's succeeded
     trials; ``log`` fits its natural log. Raises ``NotFittable`` with the reason when it cannot."""
-    if response not in RESPONSE_FIELDS:
-        raise ValueError(f"unknown response {response!r}: choose from {', '.join(RESPONSE_FIELDS)}")
+    if response not in RESPONSE_FIELDS and response not in DERIVED_RESPONSES:
+        known = ", ".join([*RESPONSE_FIELDS, *DERIVED_RESPONSES])
+        raise ValueError(f"unknown response {response!r}: choose from {known}")
     results = directory if isinstance(directory, Results) else load(directory)
     result = fit_response(
         results.trials,

@@ -20,6 +20,7 @@ import pandas as pd
 
 from trainbed.analysis import figures, run_plots, tables
 from trainbed.analysis.aliases import defining_relation, estimable_terms
+from trainbed.analysis.cost import COST
 from trainbed.analysis.design_notes import blocks_text, is_screening, screening_text
 from trainbed.analysis.energy_plots import energy_bars
 from trainbed.analysis.energy_section import meters_section
@@ -29,20 +30,21 @@ from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
 from trainbed.analysis.noise_section import assess_noise
 from trainbed.analysis.pareto_section import tradeoff_section
 from trainbed.analysis.quality import QUALITY_FILE, QualityOptions, trust_sections
+from trainbed.analysis.recommendation_section import decision_sections
 from trainbed.analysis.response_section import SectionOptions, fit_section
 from trainbed.analysis.responses import (
-    accuracy_per_second,
     data_compute_share,
     iteration_model,
     time_to_accuracy,
     train_time_sum,
 )
 from trainbed.analysis.units import RESPONSES, label
+from trainbed.contract.goal import GoalSpec
 from trainbed.contract.layout import ResultsLayout, coded_column
 
 
 def _responses_to_fit(results: Results) -> list[str]:
-    wanted = list(results.responses)
+    wanted = [r for r in results.responses if r in RESPONSE_FIELDS]  # cost: see write_report
     for response in RESPONSE_FIELDS:
         if response not in wanted and results.trials[response].notna().any():
             wanted.append(response)
@@ -157,12 +159,6 @@ def _derived(results: Results, out: Path) -> str:
         "the data-loading share of step time (`derived.csv`):\n\n"
         + tables.markdown(_with_units(derived))
     )
-    ranking = accuracy_per_second(trials[trials["status"] == "succeeded"])
-    tables.write(out, "accuracy_per_second", ranking)
-    text += (
-        "\nAccuracy per second of wall time (fraction/s), best first "
-        "(`accuracy_per_second.csv`):\n\n" + tables.markdown(_with_units(ranking.head(15)))
-    )
     validation = (
         trials.set_index("trial_id")["validation_time_s"]
         if "validation_time_s" in trials
@@ -185,11 +181,13 @@ def write_report(
     *,
     aliased_interactions: bool = False,
     quality: QualityOptions | None = None,
+    goal: GoalSpec | None = None,
 ) -> Path:
     """Analyse ``results_dir`` and write the report; returns the report folder.
 
     ``aliased_interactions`` also draws the interaction panels that a resolution III design
-    aliases with main effects (each labelled with its alias)."""
+    aliases with main effects (each labelled with its alias). ``goal`` (``--goal``) overrides
+    the campaign's ``spec.goal`` in the Recommendation section."""
     results = load(results_dir)
     out = Path(out) if out else ResultsLayout(Path(results_dir)).report_dir
     held = assess_limits(results.root, results.campaign, results.factors, results.trials)
@@ -207,6 +205,7 @@ def write_report(
     trials = results.trials
     names = results.factor_names
     md.append(_responses_table(results))
+    md.append(decision_sections(results, goal, out))
 
     thresholds = list(tta_thresholds or [])
     target = _target(results)
@@ -219,6 +218,9 @@ def write_report(
     fits = {}
     for response in responses:
         fits[response] = fit_section(results, response, False, opts, md)
+    if trials[COST].notna().any():
+        source = "spec.cost's prices × each rank's requests and run time, + measured energy"
+        fits[COST] = fit_section(results, COST, False, opts, md, source=source)
     for threshold in tta_thresholds or []:
         column = f"time_to_accuracy_{threshold:g}"
         at = tta[tta["threshold"] == threshold].set_index("trial_id")["time_to_accuracy_s"]

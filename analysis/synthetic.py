@@ -64,6 +64,11 @@ class SyntheticCampaign:
     foldover: list[str] = field(default_factory=list)
     #: block number (1-based) -> shift added to that block's responses
     block_effects: dict[int, float] = field(default_factory=dict)
+    #: further result.json fields with planted effects of their own: field -> (mean, effects,
+    #: noise), e.g. ``{"final_accuracy": (0.9, {("batch_size",): -0.02}, 0.002)}``
+    planted: dict[str, tuple[float, dict[tuple[str, ...], float], float]] = field(
+        default_factory=dict
+    )
 
     @property
     def kind(self) -> str:
@@ -209,6 +214,9 @@ def write_results(root: Path, spec: SyntheticCampaign) -> Path:
                 "world_size": 1,
             }
             result[spec.response_field] = float(y)
+            for name, (mean, effects, noise) in spec.planted.items():
+                value = mean + sum(q * np.prod([x[f] for f in term]) for term, q in effects.items())
+                result[name] = float(value + rng.normal(0, noise))
             files.result_file.write_text(json.dumps(result))
             if spec.iterations:
                 files.iterations_dir.mkdir(exist_ok=True)

@@ -40,6 +40,25 @@ ParallelOption = Annotated[
     int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
 ]
 AnalyzeOption = Annotated[bool, typer.Option(help="Write the report at the end.")]
+GoalOption = Annotated[
+    str | None,
+    typer.Option(
+        help='What to recommend, e.g. "min time s.t. accuracy >= 0.9" (default: spec.goal).'
+    ),
+]
+
+
+def _goal(text: str | None) -> Any:
+    """A --goal line as a GoalSpec (None when not given); a UserError names the syntax."""
+    if text is None:
+        return None
+    from trainbed.contract.errors import UserError
+    from trainbed.contract.goal import parse_goal
+
+    try:
+        return parse_goal(text)
+    except ValueError as err:
+        raise UserError(f"--goal: {err}") from None
 
 
 def _path(path: Path) -> Path:
@@ -240,6 +259,7 @@ def analyze(
             help="Also draw interaction panels aliased with main effects (resolution III).",
         ),
     ] = False,
+    goal: GoalOption = None,
 ) -> None:
     """Read a results directory and write the ANOVA report."""
     from trainbed.analysis.quality import QUALITY_FILE, quality_options
@@ -261,11 +281,65 @@ def analyze(
         tta_thresholds=tta or [],
         aliased_interactions=aliased_interactions,
         quality=options,
+        goal=_goal(goal),
     )
     if as_json:
         sys.stdout.write((path / QUALITY_FILE).read_text())
         return
     console.print(f"report: {path / 'index.md'}")
+
+
+@app.command()
+@_friendly
+def predict(
+    results: Annotated[Path, typer.Argument(help="Results directory of one campaign.")],
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="FACTOR=VALUE, repeatable; a factor not set is averaged."),
+    ] = None,
+    response: Annotated[
+        list[str] | None, typer.Option("--response", help="Only this response; repeatable.")
+    ] = None,
+    level: Annotated[float, typer.Option(help="Confidence of the intervals.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Predict each response at a configuration, with confidence and prediction intervals."""
+    from trainbed.contract.errors import UserError
+    from trainbed.orchestrator.predict_view import render_prediction
+
+    pairs = {}
+    for item in settings or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set {item}: write FACTOR=VALUE, e.g. --set cpu=1")
+        pairs[name.strip()] = value.strip()
+    from trainbed.analysis.predict import predict as _predict
+
+    found = _predict(_path(results), pairs, responses=response or None, level=level)
+    if as_json:
+        sys.stdout.write(json.dumps(found.to_json(), indent=2, default=str) + "\n")
+    else:
+        render_prediction(console, found)
+
+
+@app.command()
+@_friendly
+def confirm(
+    results: Annotated[
+        Path, typer.Argument(help="Results directory of one finished campaign (DIR/<campaign>).")
+    ],
+    runs: Annotated[int, typer.Option(help="Runs of the recommended configuration.")] = 3,
+    goal: GoalOption = None,
+    backend: Annotated[str, typer.Option(help="local (kubernetes: not yet)")] = "local",
+    analyze: AnalyzeOption = True,
+) -> None:
+    """Run the recommended configuration again as a new block; report predicted vs measured."""
+    from trainbed.orchestrator.confirm import confirm_campaign
+
+    code = confirm_campaign(
+        _path(results), runs=runs, goal=goal, backend=backend, analyze=analyze, console=console
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

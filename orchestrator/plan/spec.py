@@ -23,7 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from trainbed.contract.cost import CostSpec
 from trainbed.contract.env import API_VERSION
+from trainbed.contract.goal import GoalSpec
 from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS
 from trainbed.contract.responses import Response
 from trainbed.contract.trial import TrialSettings
@@ -237,6 +239,10 @@ class CampaignSpec(_Strict):
 
     execution: Execution = Field(default_factory=Execution)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    goal: GoalSpec | None = Field(
+        None, description='What to recommend, e.g. "min time s.t. accuracy >= 0.9".'
+    )
+    cost: CostSpec | None = Field(None, description="Prices that make the cost response.")
 
 
 class Campaign(BaseModel):

@@ -18,6 +18,7 @@
       pilot.json                    ``trainbed pilot``'s predictions of every trial's times
       pilot/<campaign>/             the pilot's short trials, a results directory of its own
       gpu-restore.json              GPU settings to restore, present only while a trial has them
+      confirmation.json             ``trainbed confirm``'s frozen predictions and its trials
 
 :class:`ResultsLayout` names these paths for a local root and for the pod's mount alike: it is
 pure (no I/O) and keeps the path type it is given (``Path`` here, ``PurePosixPath`` for a pod).
@@ -43,6 +44,10 @@ LOCK_FILE = ".driver.lock"
 #: written before they are changed and removed once restored: a killed driver's --resume
 #: restores them first.
 GPU_RESTORE_FILE = "gpu-restore.json"
+#: ``trainbed confirm``'s blocks (:class:`trainbed.contract.confirmation.ConfirmationRecord`).
+CONFIRMATION_FILE = "confirmation.json"
+#: In the report folder: the recommendation ``trainbed analyze`` made, and the goal it used.
+RECOMMENDATION_FILE = "recommendation.json"
 
 TRIAL_FILE = "trial.json"
 RESULT_FILE = "result.json"
@@ -158,6 +163,10 @@ class ResultsLayout(Generic[P]):
     @property
     def pilot_dir(self) -> P:
         return self.root / PILOT_DIR
+
+    @property
+    def confirmation_file(self) -> P:
+        return self.root / CONFIRMATION_FILE
 
     def trial(self, trial_id: str) -> TrialLayout[P]:
         return TrialLayout(self.trials_dir / trial_id)

@@ -17,13 +17,16 @@ class ResponseInfo:
     """A response: the ``result.json`` field it reads, its unit, and what it counts.
 
     ``censored`` marks a response that is missing (not zero) when the run never got there, as
-    time to accuracy is for a run that never reached the target.
+    time to accuracy is for a run that never reached the target. ``derived`` marks one that no
+    worker writes: the analysis computes it (``field`` is then empty), as ``cost`` from
+    ``spec.cost``.
     """
 
     field: str
     unit: str
     description: str
     censored: bool = False
+    derived: bool = False
 
 
 Response = Literal[
@@ -36,6 +39,7 @@ Response = Literal[
     "throughput",
     "train_energy",
     "energy_per_sample",
+    "cost",
 ]
 
 RESPONSES: dict[str, ResponseInfo] = {
@@ -83,11 +87,23 @@ RESPONSES: dict[str, ResponseInfo] = {
     "energy_per_sample": ResponseInfo(
         "energy_per_sample_j", "J/sample", "training energy per training sample, joules"
     ),
+    "cost": ResponseInfo(
+        "",
+        "currency",
+        "cost of the trial in the currency spec.cost names: each rank's requests times its run "
+        "time at the CPU-, GiB- and GPU-hour prices, plus measured energy at the kWh price "
+        "(OpenCost's allocation rule; derived by the analysis)",
+        derived=True,
+    ),
 }
 
 #: The names a campaign file may list under ``spec.responses``, in this order.
 RESPONSE_NAMES: tuple[str, ...] = get_args(Response)
 assert set(RESPONSE_NAMES) == set(RESPONSES), "the Literal and the table name the same responses"
 
-#: Response name -> ``result.json`` field.
-RESPONSE_FIELDS: dict[str, str] = {name: info.field for name, info in RESPONSES.items()}
+#: Response name -> ``result.json`` field, for the responses a worker writes (not ``derived``).
+RESPONSE_FIELDS: dict[str, str] = {
+    name: info.field for name, info in RESPONSES.items() if not info.derived
+}
+#: The responses the analysis derives (``cost``).
+DERIVED_RESPONSES: tuple[str, ...] = tuple(n for n, info in RESPONSES.items() if info.derived)
