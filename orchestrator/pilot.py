@@ -28,8 +28,8 @@ from trainbed.contract.pilot import PilotRecord, PointMeasure, TrialPrediction, 
 from trainbed.contract.records import Result, now_iso, read_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents
+from trainbed.orchestrator.local.enforcers import detect_enforcer
 from trainbed.orchestrator.local.executor import LocalExecutor
-from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.pilot import (
     campaign_wall_time,
@@ -119,6 +119,7 @@ def run_pilot(
         executor.shutdown()
         raise
     finally:
+        executor.enforcer.close()
         lock.close()
 
     measures: dict[int, PointMeasure] = {}

@@ -22,8 +22,8 @@ from trainbed.contract.errors import UserError
 from trainbed.contract.records import Result, read_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
+from trainbed.orchestrator.local.enforcers import detect_enforcer
 from trainbed.orchestrator.local.executor import LocalExecutor
-from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.local.network_host import local_network
 from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.spec import Campaign
@@ -132,6 +132,8 @@ def run_campaign(
         console.print("[yellow]interrupted[/]: continue with --resume")
         return 130
     finally:
+        if executor is not None:
+            executor.enforcer.close()
         lock.close()
     console.print(summary_table(campaign, trials, results))
     if analyze:

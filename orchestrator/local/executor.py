@@ -31,7 +31,8 @@ from trainbed.contract.records import (
 )
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
-from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
+from trainbed.orchestrator.local.enforcers import Enforcer, RankCgroup
+from trainbed.orchestrator.local.limits import RankLimits, enforced_flags, plan_limits
 from trainbed.orchestrator.local.network import NetworkPlan, wants_network
 from trainbed.orchestrator.local.network_host import HostNetwork
 from trainbed.orchestrator.local.rank_process import free_port, rank_environment, rank_preexec
@@ -97,9 +98,12 @@ class LocalExecutor:
         python: str = sys.executable,
         collective_timeout_s: float = 60.0,
         network: HostNetwork | None = None,
+        allow_unenforced: bool = False,
     ) -> None:
         self.results = results
         self.enforcer = enforcer
+        #: the run was started with --allow-unenforced (every enforcement record says so)
+        self.allow_unenforced = allow_unenforced
         #: set where the campaign sets resources.bandwidth/latency: every trial gets namespaces
         self.network = network
         self.python = python
@@ -161,7 +165,14 @@ class LocalExecutor:
         directory = self.results.write_trial(trial)
         world = trial.workload.parallelism
         plans = plan_limits(trial.resources, world, self._available)
-        enforcement = self.enforcer.describe(plans[0])
+        groups = [self.enforcer.prepare(trial.trial_id, r, p) for r, p in enumerate(plans)]
+        enforcement = {
+            **self.enforcer.describe(plans[0]),
+            **enforced_flags(self.enforcer.capability, plans, self.allow_unenforced),
+        }
+        read_back = [self.enforcer.read_back(group) for group in groups]
+        if any(read_back):
+            enforcement["ranks_read_back"] = read_back
         if network is not None and self.network is not None:
             enforcement = {**enforcement, "network": self.network.up(network)}
         port = free_port()
@@ -169,8 +180,7 @@ class LocalExecutor:
         started = time.time()
         started_at = now_iso()
         spec_path = TrialLayout(directory).spec_file
-        for rank, limits in enumerate(plans):
-            group = self.enforcer.prepare(trial.trial_id, rank, limits)
+        for rank, (limits, group) in enumerate(zip(plans, groups, strict=True)):
             env = rank_environment(
                 dict(os.environ),
                 rank=rank,

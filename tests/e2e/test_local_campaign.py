@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import design_ids, results, run_cli, write_campaign
-from trainbed.orchestrator.local.limits import detect_enforcer
+from trainbed.orchestrator.local.enforcers import detect_enforcer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
