@@ -40,6 +40,13 @@ ParallelOption = Annotated[
     int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
 ]
 AnalyzeOption = Annotated[bool, typer.Option(help="Write the report at the end.")]
+AllowUnenforcedOption = Annotated[
+    bool,
+    typer.Option(
+        help="Run even where a resource factor's level is not enforced as written here (each "
+        "trial's enforcement record then says what held)."
+    ),
+]
 
 
 def _path(path: Path) -> Path:
@@ -113,6 +120,7 @@ def run(
         typer.Option("--namespace", "-n", help=f"{NAMESPACE_HELP} (kubernetes backend)"),
     ] = None,
     analyze: AnalyzeOption = True,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Run the campaign to the end, then analyse it."""
     from trainbed.orchestrator.run_command import run_campaign
@@ -126,6 +134,7 @@ def run(
         namespace=namespace,
         analyze=analyze,
         console=console,
+        allow_unenforced=allow_unenforced,
     )
     raise typer.Exit(code)
 
@@ -145,6 +154,7 @@ def pilot(
         int, typer.Option(help="Trials at once in the campaign, for its predicted wall time.")
     ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print pilot.json.")] = False,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Run each design point briefly; predict every trial's train time and the campaign's."""
     from trainbed.orchestrator.pilot import pilot_summary, pilot_table, run_pilot
@@ -157,6 +167,7 @@ def pilot(
         backend=backend,
         parallel=parallel,
         console=quiet,
+        allow_unenforced=allow_unenforced,
     )
     if as_json:
         sys.stdout.write(record.to_json() + "\n")

@@ -22,7 +22,7 @@ from trainbed.contract.errors import UserError
 from trainbed.contract.records import Result, read_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
-from trainbed.orchestrator.local.enforcers import detect_enforcer
+from trainbed.orchestrator.local.enforcers import checked_enforcer, trainbed_command
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.network_host import local_network
 from trainbed.orchestrator.plan.parse import load_campaign
@@ -83,6 +83,7 @@ def run_campaign(
     namespace: str | None = None,
     analyze: bool = True,
     console: Console | None = None,
+    allow_unenforced: bool = False,
 ) -> int:
     console = console or Console()
     if backend == "kubernetes":
@@ -100,6 +101,12 @@ def run_campaign(
     planned = plan_campaign(campaign)
     design, trials = planned.design, planned.trials
     network = local_network(campaign, trials)  # refuses, before any trial, what it cannot shape
+    enforcer = checked_enforcer(  # and what no mechanism here holds as written
+        [(f.name, f.target) for f in campaign.spec.factors],
+        trials,
+        allow_unenforced=allow_unenforced,
+        command=trainbed_command("run", file),
+    )
     results = ResultsDir.for_campaign(out, campaign)
     lock = results.lock()
     executor: LocalExecutor | None = None
@@ -113,9 +120,13 @@ def run_campaign(
             )
             warnings.warn(message, TimingConfoundWarning, stacklevel=2)
             console.print(f"[yellow]warning:[/] {message}")
-        executor = LocalExecutor(results, detect_enforcer(), network=network)
+        executor = LocalExecutor(
+            results, enforcer, network=network, allow_unenforced=allow_unenforced
+        )
         done_before = sum(results.has_result(t.trial_id) for t in trials)
         mode = executor.enforcer.mode
+        if allow_unenforced:
+            mode += " (--allow-unenforced: what did not hold is recorded as not enforced)"
         if network is not None:
             mode += ", network by netns + tc"
             mode += f" (delay by {network.delay_by})" if network.delay_by else ""
@@ -132,8 +143,7 @@ def run_campaign(
         console.print("[yellow]interrupted[/]: continue with --resume")
         return 130
     finally:
-        if executor is not None:
-            executor.enforcer.close()
+        enforcer.close()
         lock.close()
     console.print(summary_table(campaign, trials, results))
     if analyze:

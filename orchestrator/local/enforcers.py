@@ -11,13 +11,17 @@ what it created and disables what it enabled, and nothing else. After preparing 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainbed.contract.env import ENFORCEMENT_MODE
+from trainbed.contract.errors import UserError
+from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.local.cgroup_plan import (
     CgroupDir,
     HostCgroups,
@@ -30,6 +34,7 @@ from trainbed.orchestrator.local.cgroup_plan import (
     undo,
     unified_mount,
 )
+from trainbed.orchestrator.local.enforceable import refusal, unenforced
 from trainbed.orchestrator.local.limits import (
     CFS_PERIOD_US,
     Capability,
@@ -404,3 +409,26 @@ def detect_enforcer(prefer: str | None = None) -> Enforcer:
                 return found
             reasons.append(found)
     return Enforcer("; ".join(reasons))
+
+
+def checked_enforcer(
+    factors: list[tuple[str, str]],
+    trials: list[TrialSpec],
+    *,
+    allow_unenforced: bool,
+    command: str,
+) -> Enforcer:
+    """The enforcer for a campaign, refused in one line (exit 2) where a resource factor's level
+    would not hold as written, unless ``allow_unenforced``. ``factors`` are (name, target)."""
+    enforcer = detect_enforcer()
+    found = unenforced(factors, trials, enforcer.capability, sorted(os.sched_getaffinity(0)))
+    if found is not None and not allow_unenforced:
+        enforcer.close()
+        raise UserError(refusal(found, enforcer.capability, command))
+    return enforcer
+
+
+def trainbed_command(verb: str, file: Path) -> str:
+    """How the user would run this verb again, with the trainbed beside this Python."""
+    script = Path(sys.executable).parent / "trainbed"
+    return shlex.join([str(script) if script.exists() else "trainbed", verb, str(file)])
