@@ -53,6 +53,7 @@ class _Rank:
     limits: RankLimits
     log: IO[bytes]
     exit_code: int | None = None
+    exit_time: float | None = None  # when the exit was seen
 
 
 @dataclass
@@ -142,6 +143,7 @@ class LocalExecutor:
                 code = rank.proc.poll()
                 if code is not None:
                     rank.exit_code = code
+                    rank.exit_time = now
                     rank.log.close()
                 elif self.enforcer.over_memory(rank.group, rank.proc.pid, rank.limits):
                     trial.memory_exceeded = True
@@ -290,6 +292,7 @@ class LocalExecutor:
         self._network_down(trial)
         seen = TrialObservation(
             exit_codes={r.rank: r.exit_code for r in trial.ranks},
+            exit_times={r.rank: r.exit_time for r in trial.ranks if r.exit_time is not None},
             oom_killed=oom,
             memory_exceeded=trial.memory_exceeded,
             stopped=(trial.stop_status, trial.stop_reason) if trial.stop_status else None,
