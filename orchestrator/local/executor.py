@@ -31,7 +31,7 @@ from trainbed.contract.records import (
 )
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
-from trainbed.orchestrator.local.enforcers import Enforcer, RankCgroup
+from trainbed.orchestrator.local.enforcer import Enforcer, RankCgroup
 from trainbed.orchestrator.local.limits import RankLimits, enforced_flags, plan_limits
 from trainbed.orchestrator.local.network import NetworkPlan, wants_network
 from trainbed.orchestrator.local.network_host import HostNetwork
@@ -218,6 +218,7 @@ class LocalExecutor:
                 process_group=0,
             )
             ranks.append(_Rank(rank=rank, proc=proc, group=group, limits=limits, log=log))
+        self.enforcer.started(trial.trial_id, [r.proc.pid for r in ranks], plans)
         others = set(self.running)
         self.running[trial.trial_id] = _Trial(
             spec=trial,
@@ -269,6 +270,7 @@ class LocalExecutor:
         """Kill every running trial without recording it (its output is set aside on resume)."""
         for trial in self.running.values():
             self._signal(trial, signal.SIGKILL)
+            self.enforcer.finished(trial.spec.trial_id)
             for rank in trial.ranks:
                 rank.proc.wait()
                 rank.log.close()
@@ -286,6 +288,7 @@ class LocalExecutor:
             return result
         for rank in trial.ranks:
             rank.proc.wait()
+        measured = self.enforcer.finished(trial_id)
         oom = any(self.enforcer.oom_killed(r.group) for r in trial.ranks)
         for rank in trial.ranks:
             self.enforcer.cleanup(rank.group)
@@ -299,7 +302,7 @@ class LocalExecutor:
             started=trial.started,
             started_at=trial.started_at,
             finished_at=trial.finished_at or now_iso(),
-            enforcement=trial.enforcement,
+            enforcement={**trial.enforcement, **measured},
             log_tails={
                 r.rank: _tail(TrialLayout(trial.directory).log_file(r.rank)) for r in trial.ranks
             },

@@ -77,26 +77,35 @@ class Capability:
     cpu_quota: bool
     #: a memory limit the kernel holds (an OOM kill at the limit, not a watchdog after it)
     memory_limit: bool
+    #: a fraction of the pinned cores by stopping and continuing the ranks (no cgroup)
+    duty_cycle: bool = False
     #: why the better mechanisms were not usable here ("" where one is in use)
     missing: str = ""
 
 
-def affinity_holds(plans: list[RankLimits]) -> bool:
-    """Whether CPU affinity holds these ranks' CPU limit as written: whole cores, each rank its
-    own set of exactly that many cores, no two ranks sharing one."""
+def disjoint(plans: list[RankLimits]) -> bool:
+    """Whether each rank is pinned to cores of its own (no two ranks share one)."""
     used: set[int] = set()
     for plan in plans:
-        if abs(plan.cpu - round(plan.cpu)) > 1e-9 or len(plan.cpus) != round(plan.cpu):
-            return False
         if used & set(plan.cpus):
             return False
         used |= set(plan.cpus)
     return True
 
 
+def affinity_holds(plans: list[RankLimits]) -> bool:
+    """Whether CPU affinity holds these ranks' CPU limit as written: whole cores, each rank its
+    own set of exactly that many cores, no two ranks sharing one."""
+    whole = all(abs(p.cpu - round(p.cpu)) <= 1e-9 and len(p.cpus) == round(p.cpu) for p in plans)
+    return whole and disjoint(plans)
+
+
 def cpu_holds(capability: Capability, plans: list[RankLimits]) -> bool:
-    """Whether this enforcer holds the ranks' CPU limit as written."""
-    return capability.cpu_quota or affinity_holds(plans)
+    """Whether this enforcer holds the ranks' CPU limit as written (the duty cycle: a share of
+    each rank's own cores, so only where no two ranks share one)."""
+    if capability.cpu_quota:
+        return True
+    return affinity_holds(plans) or (capability.duty_cycle and disjoint(plans))
 
 
 def enforced_flags(

@@ -62,11 +62,18 @@ class OtherUser:
             "--inh-caps=-all",
         ]
 
-    def trainbed(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """``trainbed ARGS`` as this user, from its home."""
+    def trainbed(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """``trainbed ARGS`` as this user, from its home (``env``: instead of its own)."""
         command = [*self.drop, self.python, "-m", "trainbed.orchestrator.cli", *args]
         return subprocess.run(
-            command, capture_output=True, text=True, env=self.env, cwd=self.home, timeout=timeout
+            command,
+            capture_output=True,
+            text=True,
+            env=env or self.env,
+            cwd=self.home,
+            timeout=timeout,
         )
 
 

@@ -10,6 +10,7 @@ from trainbed.orchestrator.local.limits import Capability, enforced_flags, plan_
 
 FALLBACK = Capability(mode="fallback", cpu_quota=False, memory_limit=False, missing="no root")
 CGROUP = Capability(mode="cgroup-v2", cpu_quota=True, memory_limit=True)
+DUTY = Capability(mode="duty-cycle", cpu_quota=False, memory_limit=False, duty_cycle=True)
 CPU = [("cpu", "resources.cpu")]
 MEMORY = [("memory", "resources.memory")]
 
@@ -40,6 +41,10 @@ def trials(target: str, levels: list[str], parallelism: int = 2) -> list[TrialSp
         (CPU, trials("resources.cpu", ["1", "2"]), FALLBACK, 2, ("cpu", "2")),
         (CPU, trials("resources.cpu", ["1", "2"]), FALLBACK, 4, None),
         (CPU, trials("resources.cpu", ["500m", "1"]), CGROUP, 2, None),
+        # the duty cycle holds a share of each rank's own cores, not of cores ranks share
+        (CPU, trials("resources.cpu", ["500m", "1"]), DUTY, 2, None),
+        (CPU, trials("resources.cpu", ["500m", "1500m"]), DUTY, 2, ("cpu", "1500m")),
+        (MEMORY, trials("resources.memory", ["120Mi", "1Gi"]), DUTY, 2, ("memory", "120Mi")),
         # the watchdog holds no memory level
         (MEMORY, trials("resources.memory", ["120Mi", "1Gi"]), FALLBACK, 2, ("memory", "120Mi")),
         (MEMORY, trials("resources.memory", ["120Mi", "1Gi"]), CGROUP, 2, None),
