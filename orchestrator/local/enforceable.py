@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.local.limits import Capability, cpu_holds, plan_limits
+from trainbed.orchestrator.local.limits import Capability, RankLimits, cpu_holds, plan_limits
 
 #: Where the campaign file's factors may target a limit that the local enforcer holds.
 CPU_TARGET = "resources.cpu"
@@ -47,7 +47,7 @@ def unenforced(
             if target == CPU_TARGET:
                 plans = plan_limits(trial.resources, trial.workload.parallelism, available)
                 if not cpu_holds(capability, plans):
-                    missing = _cpu_missing(len(available))
+                    missing = _cpu_missing(capability, plans, len(available))
                     return Unenforced(name, target, str(trial.resources.cpu), missing)
             elif target == MEMORY_TARGET and not capability.memory_limit:
                 missing = (
@@ -59,7 +59,12 @@ def unenforced(
     return None
 
 
-def _cpu_missing(cores: int) -> str:
+def _cpu_missing(capability: Capability, plans: list[RankLimits], cores: int) -> str:
+    if capability.duty_cycle:
+        return (
+            f"the duty cycle holds a share of each rank's own cores, but {len(plans)} ranks "
+            f"of {len(plans[0].cpus)} cores each share the {cores} cores here"
+        )
     return (
         f"CPU affinity holds only whole cores, a set of its own per rank ({cores} here), "
         "and no CPU quota is available"
