@@ -107,12 +107,11 @@ def first_failure(seen: TrialObservation) -> int | None:
 
 def failure_cause(seen: TrialObservation) -> str:
     """``rank 1: RuntimeError: CUDA error: invalid device ordinal``: the first failed rank and
-    its own last error line (never another rank's); "" when no rank failed."""
+    its own last error line (never another rank's); "" when no rank failed or its log is
+    empty (the exit codes then say what is known)."""
     rank = first_failure(seen)
-    if rank is None:
-        return ""
-    line = last_error_line(seen.log_tails.get(rank, ""))
-    return f"rank {rank}: {line or 'exited ' + describe_exit(seen.exit_codes[rank])}"
+    line = "" if rank is None else last_error_line(seen.log_tails.get(rank, ""))
+    return f"rank {rank}: {line}" if line else ""
 
 
 def _verdict(worker: Result | None, seen: TrialObservation) -> tuple[str | None, str]:
@@ -141,7 +140,7 @@ def _verdict(worker: Result | None, seen: TrialObservation) -> tuple[str | None,
     if worker.status == "succeeded" and (failed or seen.completed is False):
         reason = "; ".join(p for p in (failure_cause(seen), codes) if p)
         return "failed", reason or seen.failure or "the backend says a rank failed"
-    if worker.status == "failed" and first_failure(seen) not in (None, 0):
+    if worker.status == "failed" and first_failure(seen) not in (None, 0) and failure_cause(seen):
         # rank 0 wrote the result, but another rank failed first: its error is the cause
         return "failed", f"{failure_cause(seen)}; rank 0: {worker.reason}"
     return None, ""

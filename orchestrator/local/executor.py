@@ -167,6 +167,7 @@ class LocalExecutor:
         directory = self.results.write_trial(trial)
         world = trial.workload.parallelism
         plans = plan_limits(trial.resources, world, self._available)
+        shaped = self.network.up(network) if network and self.network else None
         groups = [self.enforcer.prepare(trial.trial_id, r, p) for r, p in enumerate(plans)]
         enforcement = {
             **self.enforcer.describe(plans[0]),
@@ -175,8 +176,8 @@ class LocalExecutor:
         read_back = [self.enforcer.read_back(group) for group in groups]
         if any(read_back):
             enforcement["ranks_read_back"] = read_back
-        if network is not None and self.network is not None:
-            enforcement = {**enforcement, "network": self.network.up(network)}
+        if shaped is not None:
+            enforcement["network"] = shaped
         port = free_port()
         ranks: list[_Rank] = []
         started = time.time()
