@@ -193,6 +193,7 @@ def augment(
     ] = True,
     parallel: ParallelOption = 1,
     analyze: AnalyzeOption = True,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Extend a finished fractional or screening campaign with a fold-over block, then run it."""
     from trainbed.orchestrator.augment import augment_campaign
@@ -204,6 +205,7 @@ def augment(
         parallel=parallel,
         analyze=analyze,
         console=console,
+        allow_unenforced=allow_unenforced,
     )
     raise typer.Exit(code)
 
