@@ -85,6 +85,7 @@ def augment_campaign(
     parallel: int = 1,
     analyze: bool = True,
     console: Console | None = None,
+    allow_unenforced: bool = False,
 ) -> int:
     """``trainbed augment``: extend the campaign, say what was added, then run the new block
     with ``trainbed run … --resume`` (unless ``run`` is false). Returns the exit code."""
@@ -120,4 +121,5 @@ def augment_campaign(
         parallel=parallel,
         analyze=analyze,
         console=console,
+        allow_unenforced=allow_unenforced,
     )

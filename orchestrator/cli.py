@@ -61,6 +61,15 @@ def _goal(text: str | None) -> Any:
         raise UserError(f"--goal: {err}") from None
 
 
+AllowUnenforcedOption = Annotated[
+    bool,
+    typer.Option(
+        help="Run even where a resource factor's level is not enforced as written here (each "
+        "trial's enforcement record then says what held)."
+    ),
+]
+
+
 def _path(path: Path) -> Path:
     """A path the user gave, made absolute once here: nothing below the CLI depends on the
     working directory (worker processes start in their trial's folder)."""
@@ -132,6 +141,7 @@ def run(
         typer.Option("--namespace", "-n", help=f"{NAMESPACE_HELP} (kubernetes backend)"),
     ] = None,
     analyze: AnalyzeOption = True,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Run the campaign to the end, then analyse it."""
     from trainbed.orchestrator.run_command import run_campaign
@@ -145,6 +155,7 @@ def run(
         namespace=namespace,
         analyze=analyze,
         console=console,
+        allow_unenforced=allow_unenforced,
     )
     raise typer.Exit(code)
 
@@ -164,6 +175,7 @@ def pilot(
         int, typer.Option(help="Trials at once in the campaign, for its predicted wall time.")
     ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print pilot.json.")] = False,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Run each design point briefly; predict every trial's train time and the campaign's."""
     from trainbed.orchestrator.pilot_command import pilot_summary, pilot_table, run_pilot
@@ -176,6 +188,7 @@ def pilot(
         backend=backend,
         parallel=parallel,
         console=quiet,
+        allow_unenforced=allow_unenforced,
     )
     if as_json:
         sys.stdout.write(record.to_json() + "\n")
@@ -201,6 +214,7 @@ def augment(
     ] = True,
     parallel: ParallelOption = 1,
     analyze: AnalyzeOption = True,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Extend a finished fractional or screening campaign with a fold-over block, then run it."""
     from trainbed.orchestrator.augment import augment_campaign
@@ -212,6 +226,7 @@ def augment(
         parallel=parallel,
         analyze=analyze,
         console=console,
+        allow_unenforced=allow_unenforced,
     )
     raise typer.Exit(code)
 
@@ -332,12 +347,19 @@ def confirm(
     goal: GoalOption = None,
     backend: Annotated[str, typer.Option(help="local (kubernetes: not yet)")] = "local",
     analyze: AnalyzeOption = True,
+    allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
     """Run the recommended configuration again as a new block; report predicted vs measured."""
     from trainbed.orchestrator.confirm import confirm_campaign
 
     code = confirm_campaign(
-        _path(results), runs=runs, goal=goal, backend=backend, analyze=analyze, console=console
+        _path(results),
+        runs=runs,
+        goal=goal,
+        backend=backend,
+        analyze=analyze,
+        allow_unenforced=allow_unenforced,
+        console=console,
     )
     raise typer.Exit(code)
 

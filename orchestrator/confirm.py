@@ -188,13 +188,12 @@ def confirm_campaign(
     goal: str | None = None,
     backend: str = "local",
     analyze: bool = True,
+    allow_unenforced: bool = False,
     console: Console | None = None,
 ) -> int:
     """``trainbed confirm``: freeze the prediction, run the block, report. Exit code."""
-    from trainbed.orchestrator.local.executor import LocalExecutor
-    from trainbed.orchestrator.local.limits import detect_enforcer
-    from trainbed.orchestrator.local.network_host import local_network
-    from trainbed.orchestrator.run_command import _drive
+    from trainbed.orchestrator.local.enforcers import trainbed_command
+    from trainbed.orchestrator.run_command import drive_locally
 
     console = console or Console()
     if backend != "local":
@@ -209,20 +208,18 @@ def confirm_campaign(
     )
     trials = confirmation_trials(campaign, block)
     results = ResultsDir(root)
-    network = local_network(campaign, trials)
-    lock = results.lock()
-    executor = None
-    try:
-        executor = LocalExecutor(results, detect_enforcer(), network=network)
-        done = sum(results.has_result(t.trial_id) for t in trials)
-        _drive(console, campaign, trials, executor, 1, done)
-    except KeyboardInterrupt:
-        if executor is not None:
-            executor.shutdown()
-        console.print("[yellow]interrupted[/]: run trainbed confirm again to continue the block")
-        return 130
-    finally:
-        lock.close()
+    code = drive_locally(
+        console,
+        campaign,
+        trials,
+        results,
+        title=f"confirmation block {block.block}, {len(trials)} trials",
+        command=trainbed_command("confirm", root),
+        allow_unenforced=allow_unenforced,
+        interrupted="run trainbed confirm again to continue the block",
+    )
+    if code is not None:
+        return code
     console.print(_table(root, campaign, block))
     if analyze:
         from trainbed.analysis.report import write_report

@@ -10,6 +10,7 @@ time, that rank 0 died before it could write anything.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class TrialObservation:
     enforcement: Mapping[str, Any] = field(default_factory=dict)
     #: rank -> the end of its log
     log_tails: Mapping[int, str] = field(default_factory=dict)
+    #: rank -> when its exit was seen (seconds since the epoch), where the backend knows
+    exit_times: Mapping[int, float] = field(default_factory=dict)
     #: extra fields recorded as they are (e.g. the attempt an interrupted run set aside)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -69,6 +72,46 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"on signal {-code}"
     return f"with code {code}"
+
+
+#: A Python exception's last line: ``RuntimeError: CUDA error: ...``,
+#: ``torch.distributed.DistBackendError: ...``, ``KeyboardInterrupt``.
+_ERROR_LINE = re.compile(
+    r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Fault)\w*(: .*)?$"
+)
+
+
+def last_error_line(log: str) -> str:
+    """A log's last exception line (type and message), else its last line; "" when empty."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_LINE.match(line):
+            return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def first_failure(seen: TrialObservation) -> int | None:
+    """The rank that failed first: by the time its exit was seen; among ranks seen at the same
+    time (or with no time), one that exited with a code of its own before one that was killed
+    by a signal (often the executor's, after a peer died), then the lowest rank."""
+    failed = [r for r, c in seen.exit_codes.items() if c not in (0, None)]
+    if not failed:
+        return None
+
+    def order(rank: int) -> tuple[float, int, int]:
+        code = seen.exit_codes[rank] or 0
+        return (seen.exit_times.get(rank, float("inf")), 1 if code < 0 else 0, rank)
+
+    return min(failed, key=order)
+
+
+def failure_cause(seen: TrialObservation) -> str:
+    """``rank 1: RuntimeError: CUDA error: invalid device ordinal``: the first failed rank and
+    its own last error line (never another rank's); "" when no rank failed or its log is
+    empty (the exit codes then say what is known)."""
+    rank = first_failure(seen)
+    line = "" if rank is None else last_error_line(seen.log_tails.get(rank, ""))
+    return f"rank {rank}: {line}" if line else ""
 
 
 def _verdict(worker: Result | None, seen: TrialObservation) -> tuple[str | None, str]:
@@ -92,15 +135,14 @@ def _verdict(worker: Result | None, seen: TrialObservation) -> tuple[str | None,
             return "succeeded", missing if seen.results_visible else ""
         if not seen.results_visible and not failed and not seen.failure:
             return "failed", "the trial failed"
-        reason = "; ".join(p for p in (seen.failure, codes) if p)
-        reason = reason or "the workers exited without writing a result"
-        first = min(failed) if failed else 0
-        tail = seen.log_tails.get(first, "").strip().splitlines()[-1:] or [""]
-        if tail[0]:
-            reason += f"; rank {first} log: {tail[0][:300]}"
-        return "failed", reason
+        reason = "; ".join(p for p in (failure_cause(seen), seen.failure, codes) if p)
+        return "failed", reason or "the workers exited without writing a result"
     if worker.status == "succeeded" and (failed or seen.completed is False):
-        return "failed", codes or seen.failure or "the backend says a rank failed"
+        reason = "; ".join(p for p in (failure_cause(seen), codes) if p)
+        return "failed", reason or seen.failure or "the backend says a rank failed"
+    if worker.status == "failed" and first_failure(seen) not in (None, 0) and failure_cause(seen):
+        # rank 0 wrote the result, but another rank failed first: its error is the cause
+        return "failed", f"{failure_cause(seen)}; rank 0: {worker.reason}"
     return None, ""
 
 

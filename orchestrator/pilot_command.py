@@ -29,8 +29,8 @@ from trainbed.contract.pilot import PilotRecord, PointMeasure, TrialPrediction, 
 from trainbed.contract.records import Result, now_iso, read_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents
+from trainbed.orchestrator.local.enforcers import checked_enforcer, trainbed_command
 from trainbed.orchestrator.local.executor import LocalExecutor
-from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.pilot_prediction import (
     campaign_wall_time,
@@ -61,6 +61,7 @@ def run_pilot(
     backend: str = "local",
     parallel: int = 1,
     console: Console | None = None,
+    allow_unenforced: bool = False,
 ) -> PilotRecord:
     """Run the pilot of ``file`` under ``out`` and return (and write) its record."""
     console = console or Console()
@@ -79,6 +80,12 @@ def run_pilot(
     campaign = load_campaign(file)
     plan = plan_campaign(campaign)
     pilot = pilot_plan(plan, iterations)
+    enforcer = checked_enforcer(
+        [(f.name, f.target) for f in campaign.spec.factors],
+        pilot.trials,
+        allow_unenforced=allow_unenforced,
+        command=trainbed_command("pilot", file),
+    )
     layout = ResultsLayout.under(Path(out), campaign.name)
     if layout.pilot_dir.exists():
         shutil.rmtree(layout.pilot_dir)  # a pilot is rerun whole; its predictions replace
@@ -101,7 +108,7 @@ def run_pilot(
             highlight=False,
         )
 
-    executor = LocalExecutor(results, detect_enforcer())
+    executor = LocalExecutor(results, enforcer, allow_unenforced=allow_unenforced)
     try:
         results.initialise(campaign, pilot.design, pilot.trials, resume=False)
         console.print(
@@ -120,6 +127,7 @@ def run_pilot(
         executor.shutdown()
         raise
     finally:
+        enforcer.close()
         lock.close()
 
     measures: dict[int, PointMeasure] = {}

@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -22,9 +23,9 @@ from trainbed.contract.errors import UserError
 from trainbed.contract.records import Result, read_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Driver, DriverEvents, Executor
+from trainbed.orchestrator.local.enforcers import checked_enforcer, trainbed_command
 from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.gpu_host import local_gpus, restore_pending
-from trainbed.orchestrator.local.limits import detect_enforcer
 from trainbed.orchestrator.local.network_host import local_network
 from trainbed.orchestrator.plan.parse import load_campaign
 from trainbed.orchestrator.plan.spec import Campaign
@@ -84,6 +85,7 @@ def run_campaign(
     namespace: str | None = None,
     analyze: bool = True,
     console: Console | None = None,
+    allow_unenforced: bool = False,
 ) -> int:
     console = console or Console()
     if backend == "kubernetes":
@@ -100,8 +102,51 @@ def run_campaign(
     campaign = load_campaign(file)
     planned = plan_campaign(campaign)
     design, trials = planned.design, planned.trials
-    network = local_network(campaign, trials)  # refuses, before any trial, what it cannot shape
     results = ResultsDir.for_campaign(out, campaign)
+    code = drive_locally(
+        console,
+        campaign,
+        trials,
+        results,
+        title=f"{design.fraction} design, {len(trials)} trials",
+        parallel=parallel,
+        allow_unenforced=allow_unenforced,
+        command=trainbed_command("run", file),
+        prepare=lambda: results.initialise(campaign, design, trials, resume=resume),
+    )
+    if code is not None:
+        return code
+    console.print(summary_table(campaign, trials, results))
+    if analyze:
+        _analyse(console, results.root)
+    return _exit_code(console, trials, results)
+
+
+def drive_locally(
+    console: Console,
+    campaign: Campaign,
+    trials: list[TrialSpec],
+    results: ResultsDir,
+    *,
+    title: str,
+    command: str,
+    parallel: int = 1,
+    allow_unenforced: bool = False,
+    prepare: Callable[[], None] | None = None,
+    interrupted: str = "continue with --resume",
+) -> int | None:
+    """Run ``trials`` on this machine through the one driver, with every local refusal first:
+    the network it cannot shape, a level no mechanism holds as written (unless
+    ``allow_unenforced``), GPUs the host lacks. ``prepare`` runs under the results lock before
+    the first trial. ``run``, ``confirm`` share it, so a confirmation runs under the same limits.
+    Returns 130 when interrupted, else None."""
+    network = local_network(campaign, trials)  # refuses, before any trial, what it cannot shape
+    enforcer = checked_enforcer(  # and what no mechanism here holds as written
+        [(f.name, f.target) for f in campaign.spec.factors],
+        trials,
+        allow_unenforced=allow_unenforced,
+        command=command,
+    )
     lock = results.lock()
     executor: LocalExecutor | None = None
     gpus = None
@@ -116,51 +161,51 @@ def run_campaign(
                 f"--parallel {parallel}: local GPU trials run one at a time (each trial's ranks "
                 "take the host's GPUs from the first, with the trial's power limit and clock)"
             )
-        results.initialise(campaign, design, trials, resume=resume)
-        concurrency = parallel
+        if prepare is not None:
+            prepare()
         if parallel > 1:
             message = (
                 f"--parallel {parallel}: concurrent trials share this machine, so the time, "
                 "throughput and time-to-accuracy responses are confounded with each other"
             )
-            warnings.warn(message, TimingConfoundWarning, stacklevel=2)
+            warnings.warn(message, TimingConfoundWarning, stacklevel=3)
             console.print(f"[yellow]warning:[/] {message}")
         executor = LocalExecutor(
             results,
-            detect_enforcer(),
+            enforcer,
             network=network,
+            allow_unenforced=allow_unenforced,
             gpus=gpus,
             cooldown_s=campaign.spec.execution.cooldown_s,
         )
         done_before = sum(results.has_result(t.trial_id) for t in trials)
         mode = executor.enforcer.mode
+        if allow_unenforced:
+            mode += " (--allow-unenforced: what did not hold is recorded as not enforced)"
         if gpus is not None:
             mode += f", GPUs per rank ({len(gpus.devices)} on this host)"
         if network is not None:
             mode += ", network by netns + tc"
             mode += f" (delay by {network.delay_by})" if network.delay_by else ""
         console.print(
-            f"[bold]{campaign.name}[/]: {design.fraction} design, {len(trials)} trials "
-            f"({done_before} already recorded), limits by {mode}, "
-            f"results in {results.root}",
+            f"[bold]{campaign.name}[/]: {title} ({done_before} already recorded), "
+            f"limits by {mode}, results in {results.root}",
             highlight=False,
         )
-        _drive(console, campaign, trials, executor, concurrency, done_before)
+        _drive(console, campaign, trials, executor, parallel, done_before)
     except KeyboardInterrupt:
         if executor is not None:
             executor.shutdown()
-        console.print("[yellow]interrupted[/]: continue with --resume")
+        console.print(f"[yellow]interrupted[/]: {interrupted}")
         return 130
     finally:
         if executor is not None:
             executor.close()  # GPU settings back, however the run ended
         elif gpus is not None:
             gpus.restore_all()
+        enforcer.close()
         lock.close()
-    console.print(summary_table(campaign, trials, results))
-    if analyze:
-        _analyse(console, results.root)
-    return _exit_code(console, trials, results)
+    return None
 
 
 def _exit_code(console: Console, trials: list[TrialSpec], results: ResultsDir) -> int:

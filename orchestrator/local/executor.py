@@ -36,8 +36,9 @@ from trainbed.contract.records import (
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.local.cooldown import wait_cooldown
+from trainbed.orchestrator.local.enforcer import Enforcer, RankCgroup
 from trainbed.orchestrator.local.gpu_host import GpuHost, rank_gpu_env, rank_gpus
-from trainbed.orchestrator.local.limits import Enforcer, RankCgroup, RankLimits, plan_limits
+from trainbed.orchestrator.local.limits import RankLimits, enforced_flags, plan_limits
 from trainbed.orchestrator.local.network import NetworkPlan, wants_network
 from trainbed.orchestrator.local.network_host import HostNetwork
 from trainbed.orchestrator.local.rank_process import free_port, rank_environment, rank_preexec
@@ -58,6 +59,7 @@ class _Rank:
     limits: RankLimits
     log: IO[bytes]
     exit_code: int | None = None
+    exit_time: float | None = None  # when the exit was seen
 
 
 @dataclass
@@ -103,11 +105,14 @@ class LocalExecutor:
         python: str = sys.executable,
         collective_timeout_s: float = 60.0,
         network: HostNetwork | None = None,
+        allow_unenforced: bool = False,
         gpus: GpuHost | None = None,
         cooldown_s: float | None = None,
     ) -> None:
         self.results = results
         self.enforcer = enforcer
+        #: the run was started with --allow-unenforced (every enforcement record says so)
+        self.allow_unenforced = allow_unenforced
         #: set where the campaign sets resources.bandwidth/latency: every trial gets namespaces
         self.network = network
         self.python = python
@@ -149,6 +154,7 @@ class LocalExecutor:
                 code = rank.proc.poll()
                 if code is not None:
                     rank.exit_code = code
+                    rank.exit_time = now
                     rank.log.close()
                 elif self.enforcer.over_memory(rank.group, rank.proc.pid, rank.limits):
                     trial.memory_exceeded = True
@@ -178,20 +184,27 @@ class LocalExecutor:
             devices = [d for rank in assignment for d in rank]
             read, idle = self.gpus.thermometer(devices) if self.gpus else (None, [])
             extra["cooldown"] = wait_cooldown(self.cooldown_s, read, idle)
-        enforcement = self.enforcer.describe(plans[0])
+        shaped = self.network.up(network) if network and self.network else None
+        groups = [self.enforcer.prepare(trial.trial_id, r, p) for r, p in enumerate(plans)]
+        enforcement = {
+            **self.enforcer.describe(plans[0]),
+            **enforced_flags(self.enforcer.capability, plans, self.allow_unenforced),
+        }
+        read_back = [self.enforcer.read_back(group) for group in groups]
+        if any(read_back):
+            enforcement["ranks_read_back"] = read_back
         if assignment and self.gpus is not None:
             tuned = self.gpus.tune(trial, [d for rank in assignment for d in rank])
             enforcement = {**enforcement, **tuned}
             extra["gpus"] = rank_gpus(assignment)
-        if network is not None and self.network is not None:
-            enforcement = {**enforcement, "network": self.network.up(network)}
+        if shaped is not None:
+            enforcement["network"] = shaped
         port = free_port()
         ranks: list[_Rank] = []
         started = time.time()
         started_at = now_iso()
         spec_path = TrialLayout(directory).spec_file
-        for rank, limits in enumerate(plans):
-            group = self.enforcer.prepare(trial.trial_id, rank, limits)
+        for rank, (limits, group) in enumerate(zip(plans, groups, strict=True)):
             env = rank_environment(
                 dict(os.environ),
                 rank=rank,
@@ -229,6 +242,7 @@ class LocalExecutor:
                 process_group=0,
             )
             ranks.append(_Rank(rank=rank, proc=proc, group=group, limits=limits, log=log))
+        self.enforcer.started(trial.trial_id, [r.proc.pid for r in ranks], plans)
         others = set(self.running)
         self.running[trial.trial_id] = _Trial(
             spec=trial,
@@ -280,6 +294,7 @@ class LocalExecutor:
         """Kill every running trial without recording it (its output is set aside on resume)."""
         for trial in self.running.values():
             self._signal(trial, signal.SIGKILL)
+            self.enforcer.finished(trial.spec.trial_id)
             for rank in trial.ranks:
                 rank.proc.wait()
                 rank.log.close()
@@ -303,6 +318,7 @@ class LocalExecutor:
             return result
         for rank in trial.ranks:
             rank.proc.wait()
+        measured = self.enforcer.finished(trial_id)
         oom = any(self.enforcer.oom_killed(r.group) for r in trial.ranks)
         for rank in trial.ranks:
             self.enforcer.cleanup(rank.group)
@@ -313,13 +329,14 @@ class LocalExecutor:
                 trial.extra["gpu_restore_errors"] = errors
         seen = TrialObservation(
             exit_codes={r.rank: r.exit_code for r in trial.ranks},
+            exit_times={r.rank: r.exit_time for r in trial.ranks if r.exit_time is not None},
             oom_killed=oom,
             memory_exceeded=trial.memory_exceeded,
             stopped=(trial.stop_status, trial.stop_reason) if trial.stop_status else None,
             started=trial.started,
             started_at=trial.started_at,
             finished_at=trial.finished_at or now_iso(),
-            enforcement=trial.enforcement,
+            enforcement={**trial.enforcement, **measured},
             log_tails={
                 r.rank: _tail(TrialLayout(trial.directory).log_file(r.rank)) for r in trial.ranks
             },

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import design_ids, results, run_cli, write_campaign
-from trainbed.orchestrator.local.limits import detect_enforcer
+from trainbed.orchestrator.local.enforcers import detect_enforcer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -90,6 +90,8 @@ def test_oom_trial_is_recorded_and_the_campaign_goes_on(tmp_path: Path) -> None:
 
 
 def test_fallback_enforcement_records_memory_failure(tmp_path: Path) -> None:
+    """The watchdog holds no memory level as written: a memory factor is refused in one line
+    before any trial, and with --allow-unenforced it runs, recorded as not enforced."""
     spec = write_campaign(
         tmp_path / "c.yaml",
         "fallback",
@@ -97,16 +99,20 @@ def test_fallback_enforcement_records_memory_failure(tmp_path: Path) -> None:
         design={"type": "full", "replicates": 1, "randomize": False},
     )
     out = tmp_path / "out"
-    run_cli(
-        "run",
-        str(spec),
-        "--out",
-        str(out),
-        "--no-analyze",
-        env={"TRAINBED_ENFORCEMENT_MODE": "fallback"},
-    )
+    fallback = {"TRAINBED_ENFORCEMENT_MODE": "fallback"}
+    args = ("run", str(spec), "--out", str(out), "--no-analyze")
+    refused = run_cli(*args, env=fallback, check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    line = " ".join(refused.stderr.split())
+    assert "factor memory (resources.memory) level 120Mi is not enforced as written" in line
+    assert "--allow-unenforced" in line and "Traceback" not in line
+    assert not out.exists(), "refused before anything was written"
+    run_cli(*args, "--allow-unenforced", env=fallback)
     found = results(out / "fallback")
     statuses = sorted(r["status"] for r in found.values())
     assert statuses == ["failed", "succeeded"]
     failed = next(r for r in found.values() if r["status"] == "failed")
     assert "memory" in failed["reason"] and failed["enforcement"]["mode"] == "fallback"
+    for result in found.values():
+        enforcement = result["enforcement"]
+        assert enforcement["memory_enforced"] is False and enforcement["allow_unenforced"]

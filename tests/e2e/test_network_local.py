@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import design_ids, results, run_cli, write_campaign
+from tests.e2e.other_user import other_user
 from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.local.network import network_key
 from trainbed.orchestrator.local.network_host import HostNetwork, NetworkError, probe
@@ -157,43 +158,35 @@ def test_killed_driver_leaves_nothing_after_resume(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_refusal_without_privileges() -> None:
     """As an unprivileged user the real probe refuses in one line, and a campaign that sets
-    bandwidth exits 2 before its first trial (nothing is written)."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) not found")
-    drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
-    code = (
-        "from trainbed.orchestrator.local.network_host import probe\n"
-        "try:\n    probe(True)\nexcept Exception as err:\n    print(type(err).__name__, err)\n"
-    )
-    probed = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True)
-    assert probed.stdout.startswith("NetworkUnavailable network namespaces and tc need root")
-    assert "uid 65534" in probed.stdout
-    # pytest's tmp_path is root's alone: the unprivileged user reads the file from elsewhere
-    shared = Path(tempfile.mkdtemp(prefix="trainbed-netrefused-"))
-    try:
-        shared.chmod(0o777)
+    bandwidth exits 2 before its first trial (nothing is written). The user imports trainbed
+    from a readable copy, so this holds from a checkout in a private directory too."""
+    with other_user(65534) as user:
+        code = (
+            "from trainbed.orchestrator.local.network_host import probe\n"
+            "try:\n    probe(True)\nexcept Exception as err:\n"
+            "    print(type(err).__name__, err)\n"
+        )
+        probed = subprocess.run(
+            [*user.drop, user.python, "-c", code],
+            capture_output=True,
+            text=True,
+            env=user.env,
+            cwd=user.home,
+        )
+        assert probed.stdout.startswith("NetworkUnavailable network namespaces and tc need root")
+        assert "uid 65534" in probed.stdout
         spec = write_campaign(
-            shared / "c.yaml",
+            user.home / "c.yaml",
             "netrefused",
             [{"name": "bandwidth", "target": "resources.bandwidth", "levels": ["20M", "1G"]}],
             workload={"parallelism": 2},
         )
         spec.chmod(0o644)
-        out = shared / "out"
-        proc = subprocess.run(
-            [*drop, sys.executable, "-m", "trainbed.orchestrator.cli", "run", str(spec)]
-            + ["--out", str(out), "--no-analyze"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TRAINBED_NO_PROGRESS": "1", "HOME": str(shared)},
-            timeout=100,
-        )
+        out = user.home / "out"
+        proc = user.trainbed("run", str(spec), "--out", str(out), "--no-analyze", timeout=100)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         text = " ".join((proc.stdout + proc.stderr).split())
         field = "resources.bandwidth (spec.factors[0].levels)"
         assert f"{field}: cannot be enforced on this machine" in text, text
         assert "need root" in text and "Traceback" not in text
         assert not out.exists(), "refused before anything was written"
-    finally:
-        shutil.rmtree(shared, ignore_errors=True)

@@ -16,7 +16,13 @@ from tests.unit.test_trial_status import T0, T2, T3, job, pod
 from trainbed.contract.records import Result
 from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.kube.objects.trial_status import observation
-from trainbed.orchestrator.outcome import TrialObservation, outcome
+from trainbed.orchestrator.outcome import (
+    TrialObservation,
+    failure_cause,
+    first_failure,
+    last_error_line,
+    outcome,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 SPEC = TrialSpec(
@@ -52,6 +58,16 @@ def indexed(index: int, **kw: Any) -> dict[str, Any]:
     return p
 
 
+RANK0_LOG = "trainbed worker: rank 0 of 2, trial t1 of c, 1 threads, on host\n"
+RANK1_LOG = (
+    "trainbed worker: rank 1 of 2, trial t1 of c, 1 threads, on host\n"
+    "Traceback (most recent call last):\n"
+    '  File "/x/trainer.py", line 12, in run\n'
+    "    torch.cuda.set_device(1)\n"
+    "RuntimeError: CUDA error: invalid device ordinal\n"
+    "CUDA kernel errors might be asynchronously reported at some other API call.\n"
+    "trainbed worker: rank 1 failed: RuntimeError: CUDA error: invalid device ordinal (exit 1)\n"
+)
 SUCCEEDED = Result(status="succeeded", final_accuracy=0.9, wall_time_s=7.0)
 PEER_DIED = Result(status="failed", reason="peer rank 1 died")
 
@@ -70,7 +86,30 @@ CASES: list[tuple[str, Result | None, TrialObservation, str, str]] = [
         None,
         local(exit_codes={0: 1, 1: 0}, log_tails={0: "x\nValueError: boom\n"}),
         "failed",
-        "rank 0 exited with code 1; rank 0 log: ValueError: boom",
+        "rank 0: ValueError: boom; rank 0 exited with code 1",
+    ),
+    (
+        # the case: rank 1 raised; rank 0 was killed after the peer grace
+        "local: the first rank that failed, by time, and its own exception line",
+        None,
+        local(
+            exit_codes={0: -9, 1: 1},
+            exit_times={0: START + 28.0, 1: START + 8.0},
+            log_tails={0: RANK0_LOG, 1: RANK1_LOG},
+        ),
+        "failed",
+        "rank 1: RuntimeError: CUDA error: invalid device ordinal; rank 0 exited on SIGKILL",
+    ),
+    (
+        "local: rank 0 wrote its own failure, but rank 1 failed first",
+        Result(status="failed", reason="DistBackendError: Connection reset by peer"),
+        local(
+            exit_codes={0: 1, 1: 1},
+            exit_times={0: START + 9.0, 1: START + 8.0},
+            log_tails={0: RANK0_LOG, 1: RANK1_LOG},
+        ),
+        "failed",
+        "rank 1: RuntimeError: CUDA error: invalid device ordinal; rank 0: DistBackendError",
     ),
     (
         "local: exited 0 without a result",
@@ -215,3 +254,27 @@ def test_the_pods_read_back_enforcement_is_kept() -> None:
     read = {"mode": "kubernetes", "cpu": "500m", "read_back": {"cpu_limit": 0.5}}
     worker = SUCCEEDED.model_copy(update={"enforcement": read})
     assert outcome(SPEC, worker, seen).enforcement == read
+
+
+@pytest.mark.parametrize(
+    ("log", "line"),
+    [
+        (RANK1_LOG, "RuntimeError: CUDA error: invalid device ordinal"),
+        (
+            "a\ntorch.distributed.DistBackendError: NCCL error\nmore\n",
+            "torch.distributed.DistBackendError: NCCL error",
+        ),
+        ("x.py:3: UserWarning: careful\nKeyboardInterrupt\n", "KeyboardInterrupt"),
+        ("no exception here\nlast words\n", "last words"),
+        ("", ""),
+    ],
+)
+def test_last_error_line(log: str, line: str) -> None:
+    assert last_error_line(log) == line
+
+
+def test_first_failure_without_times_prefers_an_own_exit_to_a_signal() -> None:
+    seen = local(exit_codes={0: -9, 1: 1, 2: 0})
+    assert first_failure(seen) == 1
+    assert failure_cause(local(exit_codes={0: 0, 1: -9})) == "", "no log: the codes say it"
+    assert failure_cause(local(exit_codes={0: 1, 1: 0}, log_tails={1: "x\n"})) == ""
