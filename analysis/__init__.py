@@ -8,6 +8,11 @@ a Kubernetes client. For notebooks, ``trainbed.analysis.load(DIR)`` gives the pa
 
 ``fit`` is imported on first use (PEP 562), so ``trainbed predict`` does not pay for
 statsmodels and matplotlib, which only the report needs.
+
+The flow, one subpackage a stratum: ``reading`` (records in, through the contract's models, to
+frames) -> ``models`` (pure arithmetic: ANOVA, effects, predictions, verdicts) -> ``plots``
+(figures from the models' tables) -> ``reporting`` (the sections and pages ``trainbed analyze``
+writes). Each imports only the strata before it.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from trainbed.analysis.models.predict import PredictionSet, predict
+from trainbed.analysis.models.recommend import Recommendation, recommend
+
 # Bound here, not lazily: each shares its name with its module, and a lazy name would lose to
-# the module once anything imported it (``trainbed.analysis.load`` would be the module).
-from trainbed.analysis.load import Results, load
-from trainbed.analysis.predict import PredictionSet, predict
-from trainbed.analysis.recommend import Recommendation, recommend
+# the module once anything imported it (``trainbed.analysis.reading.load`` would be the module).
+from trainbed.analysis.reading.load import Results, load
 
 #: Imported on first use: the notebook API pulls in statsmodels.
 _LAZY = {"FitTables": "trainbed.analysis.notebook", "fit": "trainbed.analysis.notebook"}

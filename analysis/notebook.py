@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainbed.analysis.anova import Fit, fit_response
-from trainbed.analysis.design_notes import is_screening
-from trainbed.analysis.load import RESPONSE_FIELDS, Results, load
-from trainbed.analysis.units import unit as unit_of
+from trainbed.analysis.models.anova import Fit, fit_response
+from trainbed.analysis.models.units import unit as unit_of
+from trainbed.analysis.reading.load import RESPONSE_FIELDS, Results, load
+from trainbed.analysis.reporting.design_notes import is_screening
 from trainbed.contract.responses import DERIVED_RESPONSES
 
 

@@ -2,10 +2,11 @@
 
 It writes a synthetic campaign of 500 trials (5 tags x 100 steps each, plus 1,000 iterations per
 trial), then, interleaved over several repeats, reads every trial's scalars with the fast reader
-(``trainbed.analysis.tbevents.read_campaign_scalars``, checksums verified) and with tbparse's
+(``trainbed.analysis.reading.tbevents.read_campaign_scalars``, checksums verified) and with
+tbparse's
 ``SummaryReader`` over the same folder, checks they agree, and prints the median ratio tbparse
 time / fast time on its last line (target >= 5).
-The full ``trainbed.analysis.load`` (design, results, iterations and scalars) is timed too.
+The full ``trainbed.analysis.reading.load`` (design, results, iterations and scalars) is timed too.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from trainbed.analysis import load
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
-from trainbed.analysis.tbevents import read_campaign_scalars
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reading.tbevents import read_campaign_scalars
 
 
 def fast_all(trials: list[Path]) -> int:
@@ -76,7 +77,7 @@ def main() -> None:
         full = time.perf_counter() - t0
         assert isinstance(results.epochs, pd.DataFrame) and len(results.iterations) > 0
         print(
-            f"full trainbed.analysis.load (fast reader): {full:.2f} s, "
+            f"full trainbed.analysis.reading.load (fast reader): {full:.2f} s, "
             f"{len(results.iterations)} iterations, {len(results.epochs)} epoch rows"
         )
         print(

@@ -277,8 +277,8 @@ def analyze(
     goal: GoalOption = None,
 ) -> None:
     """Read a results directory and write the ANOVA report."""
-    from trainbed.analysis.quality import QUALITY_FILE, quality_options
-    from trainbed.analysis.report import write_report
+    from trainbed.analysis.reporting.quality import QUALITY_FILE, quality_options
+    from trainbed.analysis.reporting.report import write_report
 
     options = quality_options(
         exclude_noisy=exclude_noisy,
@@ -328,7 +328,7 @@ def predict(
         if not sep or not name.strip():
             raise UserError(f"--set {item}: write FACTOR=VALUE, e.g. --set cpu=1")
         pairs[name.strip()] = value.strip()
-    from trainbed.analysis.predict import predict as _predict
+    from trainbed.analysis.models.predict import predict as _predict
 
     found = _predict(_path(results), pairs, responses=response or None, level=level)
     if as_json:

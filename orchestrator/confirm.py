@@ -69,13 +69,13 @@ def _frozen_block(
     root: Path, campaign: Campaign, goal: GoalSpec, block: int, runs: int
 ) -> ConfirmationBlock:
     """The recommendation for ``goal`` and every fitted response's prediction there."""
-    from trainbed.analysis.cost import cost_spec
-    from trainbed.analysis.design_notes import is_screening
-    from trainbed.analysis.load import load
-    from trainbed.analysis.predict import LEVEL, coded_point, fitted_responses
-    from trainbed.analysis.predictor import NotPredictable, Predictor
-    from trainbed.analysis.recommend import fit_models, rank
-    from trainbed.analysis.units import unit as unit_of
+    from trainbed.analysis.models.cost import cost_spec
+    from trainbed.analysis.models.predict import LEVEL, coded_point, fitted_responses
+    from trainbed.analysis.models.predictor import NotPredictable, Predictor
+    from trainbed.analysis.models.recommend import fit_models, rank
+    from trainbed.analysis.models.units import unit as unit_of
+    from trainbed.analysis.reading.load import load
+    from trainbed.analysis.reporting.design_notes import is_screening
 
     results = load(root)
     screening = is_screening(results.campaign)
@@ -222,7 +222,7 @@ def confirm_campaign(
         return code
     console.print(_table(root, campaign, block))
     if analyze:
-        from trainbed.analysis.report import write_report
+        from trainbed.analysis.reporting.report import write_report
 
         report = write_report(root, goal=GoalSpec.model_validate(block.goal))
         console.print(f"report: {report / 'index.md'}")
@@ -230,7 +230,7 @@ def confirm_campaign(
 
 
 def _table(root: Path, campaign: Campaign, block: ConfirmationBlock) -> Table:
-    from trainbed.analysis.confirmation_section import checks, measured_values
+    from trainbed.analysis.reporting.confirmation_section import checks, measured_values
 
     measured, _ = measured_values(root, block, campaign.model_dump(mode="json"))
     table = Table(title=f"confirmation {block.block}: predicted vs measured", title_justify="left")

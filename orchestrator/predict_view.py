@@ -1,6 +1,6 @@
 """``trainbed predict``'s table: each response's predicted mean with its intervals.
 
-The numbers are :func:`trainbed.analysis.predict.predict`'s; this only lays them out for a
+The numbers are :func:`trainbed.analysis.models.predict.predict`'s; this only lays them out for a
 person (``--json`` prints :meth:`PredictionSet.to_json` instead). Interpolation, averaged
 factors and the aliased terms a prediction assumes are printed under the table, never hidden.
 """
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from trainbed.analysis.predict import PredictionSet
+    from trainbed.analysis.models.predict import PredictionSet
 
 
 def _n(value: float | None) -> str:

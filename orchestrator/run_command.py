@@ -288,7 +288,7 @@ def _drive(
 
 def _analyse(console: Console, root: Path) -> None:
     try:
-        from trainbed.analysis.report import write_report
+        from trainbed.analysis.reporting.report import write_report
     except ImportError:
         console.print(f"analysis not available here; run: trainbed analyze {root}")
         return

@@ -5,7 +5,8 @@ it, outside the trial's timed interval (``wall_time_s`` starts when the ``Traine
 so the guard never changes the responses it guards. The calibration runs in the rank's own
 process, so under its cgroup, CPU quota, affinity and thread count: a rank that shares its cores
 with a busy neighbour, or whose host is throttled, calibrates slower than its peers of the same
-limit, and the analysis (``trainbed.analysis.noise``) flags it. The host samples are cheap reads
+limit, and the analysis (``trainbed.analysis.models.noise``) flags it. The host samples are cheap
+reads
 (``os.getloadavg``, ``/proc/stat``, the process's CPU time); the arithmetic between two of them
 is :func:`trainbed.contract.noise.over_interval`. On a GPU trial the probe also times a fixed
 kernel on the rank's GPU and asks NVML about it (:mod:`~trainbed.worker.gpu_calibration`).

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from trainbed.analysis.advisor import (
+from trainbed.analysis.models.advisor import (
     MAX_REPLICATES,
     Target,
     advise,
@@ -20,10 +20,10 @@ from trainbed.analysis.advisor import (
     per_replicate_c,
     required_replicates,
 )
-from trainbed.analysis.anova import fit_response
-from trainbed.analysis.design_matrix import build
-from trainbed.analysis.load import load
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.models.anova import fit_response
+from trainbed.analysis.models.design_matrix import build
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
 from trainbed.contract.errors import UserError
 
 EFFECTS = {("cpu",): -8.0, ("memory",): 1.5, ("network",): 4.0, ("cpu", "network"): 1.0}

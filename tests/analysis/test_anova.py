@@ -11,9 +11,9 @@ import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
 
 from trainbed.analysis import load
-from trainbed.analysis.aliases import estimable_terms
-from trainbed.analysis.anova import fit_response, lenth_pse
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.models.aliases import estimable_terms
+from trainbed.analysis.models.anova import fit_response, lenth_pse
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
 
 TRUTH = {
     ("cpu",): -5.0,

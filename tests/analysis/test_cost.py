@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainbed.analysis.cost import priced_trial, rank_seconds
-from trainbed.analysis.load import load
-from trainbed.analysis.recommend import recommend
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.models.cost import priced_trial, rank_seconds
+from trainbed.analysis.models.recommend import recommend
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
 from trainbed.contract.cost import CostSpec
 from trainbed.contract.layout import ResultsLayout
 from trainbed.orchestrator.plan.parse import parse_campaign

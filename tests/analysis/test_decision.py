@@ -1,6 +1,7 @@
 """Predict, recommend and confirm on results with planted effects and a known optimum.
 
-The truth is written into synthetic results directories (``analysis/synthetic.py``): time and
+The truth is written into synthetic results directories (``analysis/reading/synthetic.py``): time
+and
 accuracy each follow planted main effects, and the fastest setting breaks the accuracy
 constraint, so the recommendation must trade. The interval coverage is checked on the pure
 model fit over 500 draws, without directories.
@@ -17,14 +18,14 @@ import pytest
 from scipy import special
 from typer.testing import CliRunner
 
-from trainbed.analysis.anova import fit_response
-from trainbed.analysis.confirmation_section import Check, checks, mean_interval, verdict
-from trainbed.analysis.load import load
-from trainbed.analysis.predict import predict, resolve
-from trainbed.analysis.predictor import Predictor, t_quantile
-from trainbed.analysis.recommend import recommend
-from trainbed.analysis.report import write_report
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.models.anova import fit_response
+from trainbed.analysis.models.predict import predict, resolve
+from trainbed.analysis.models.predictor import Predictor, t_quantile
+from trainbed.analysis.models.recommend import recommend
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reporting.confirmation_section import Check, checks, mean_interval, verdict
+from trainbed.analysis.reporting.report import write_report
 from trainbed.contract.confirmation import ConfirmationBlock, FrozenPrediction
 from trainbed.contract.errors import UserError
 from trainbed.contract.goal import parse_goal
@@ -266,7 +267,7 @@ def test_the_report_carries_the_recommendation_and_the_ranking(full: Path, tmp_p
 def test_the_plain_python_t_matches_scipy() -> None:
     from scipy import stats
 
-    from trainbed.analysis import student_t
+    from trainbed.analysis.models import student_t
 
     for df in (1, 2, 3, 4, 8, 30, 200):
         for p in (0.01, 0.6, 0.9, 0.95, 0.975, 0.995, 0.9995):
@@ -281,7 +282,7 @@ def test_the_predict_path_imports_neither_statsmodels_nor_matplotlib_nor_scipy()
     import sys
 
     code = (
-        "import sys, trainbed.orchestrator.cli, trainbed.analysis.predict, "
+        "import sys, trainbed.orchestrator.cli, trainbed.analysis.models.predict, "
         "trainbed.orchestrator.predict_view\n"
         "from trainbed.analysis import load, predict\n"
         "assert callable(load) and callable(predict)\n"

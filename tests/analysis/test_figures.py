@@ -15,8 +15,10 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Annotation, Text
 from scipy import stats
 
-from trainbed.analysis import effect_plots, factor_plots, run_plots, tables, units
-from trainbed.analysis.anova import fit_response
+from trainbed.analysis.models import units
+from trainbed.analysis.models.anova import fit_response
+from trainbed.analysis.plots import effect_plots, factor_plots, run_plots
+from trainbed.analysis.reporting import tables
 
 LEVELS = {
     "batch_size": ["16", "64"],

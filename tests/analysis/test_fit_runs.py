@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainbed.analysis.energy_section import meter_table, meters_section
-from trainbed.analysis.fit_runs import CENSORED, left_out, meter_reason, runs_note
+from trainbed.analysis.models.fit_runs import CENSORED, left_out, meter_reason, runs_note
+from trainbed.analysis.reporting.energy_section import meter_table, meters_section
 
 NAN = np.nan
 GPU = "nvml: GPU 0 (NVIDIA H200)"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trainbed.analysis.load import load
-from trainbed.analysis.pareto import Objective, pareto_set
-from trainbed.analysis.report import write_report
-from trainbed.analysis.synthetic_gpu import SyntheticGpuCampaign, write_gpu_results
-from trainbed.analysis.tradeoff import model_estimates, run_estimates
+from trainbed.analysis.models.pareto import Objective, pareto_set
+from trainbed.analysis.models.tradeoff import model_estimates, run_estimates
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic_gpu import SyntheticGpuCampaign, write_gpu_results
+from trainbed.analysis.reporting.report import write_report
 
 P, B, M = ("gpu_power_limit",), ("batch_size",), ("model",)
 TIME = {P: -25.0, B: -15.0, M: 30.0}  # s: 120 - 25P - 15B + 30M

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from trainbed.analysis.limits import (
+from trainbed.analysis.models.limits import (
     NO_LIMIT,
     campaign_limits,
     evidence,
@@ -21,8 +21,13 @@ from trainbed.analysis.limits import (
     term_flag,
     term_labels,
 )
-from trainbed.analysis.limits_section import allowed_unenforced, banner, limits_json, section
-from trainbed.analysis.setup_section import setups
+from trainbed.analysis.reporting.limits_section import (
+    allowed_unenforced,
+    banner,
+    limits_json,
+    section,
+)
+from trainbed.analysis.reporting.setup_section import setups
 from trainbed.contract.host import HostInfo
 from trainbed.contract.records import RankGpu, Result
 

@@ -12,10 +12,10 @@ import pytest
 import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
 
-from trainbed.analysis.aliases import defining_relation
-from trainbed.analysis.anova import fit_response
-from trainbed.analysis.synthetic import SyntheticCampaign
-from trainbed.analysis.tbevents import crc32c_many, masked
+from trainbed.analysis.models.aliases import defining_relation
+from trainbed.analysis.models.anova import fit_response
+from trainbed.analysis.reading.synthetic import SyntheticCampaign
+from trainbed.analysis.reading.tbevents import crc32c_many, masked
 
 FACTORS = [
     {"name": "model", "levels": ["MLP", "LeNet5", "ResNet18"]},  # written order, not alphabetical

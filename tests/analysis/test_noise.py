@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainbed.analysis.adjusted import adjusted_fit, block_columns
-from trainbed.analysis.noise import NoisePolicy, TrialNoise, noise_frame, overlaps
+from trainbed.analysis.models.adjusted import adjusted_fit, block_columns
+from trainbed.analysis.models.noise import NoisePolicy, TrialNoise, noise_frame, overlaps
 from trainbed.contract.noise import Calibration, HostSample, RankNoise, over_interval
 
 

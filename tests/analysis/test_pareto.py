@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainbed.analysis.pareto import Objective, pareto_set, pareto_status
+from trainbed.analysis.models.pareto import Objective, pareto_set, pareto_status
 
 NAN = np.nan
 TIME_ENERGY = [Objective.of("time_to_accuracy"), Objective.of("energy_to_accuracy")]

@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainbed.analysis.prediction import measured_span_s, median_abs_error, predicted_vs_measured
+from trainbed.analysis.models.pilot_check import (
+    measured_span_s,
+    median_abs_error,
+    predicted_vs_measured,
+)
 from trainbed.contract.pilot import PilotRecord, TrialPrediction
 
 

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from trainbed.analysis.load import load
-from trainbed.analysis.noise import NoisePolicy
-from trainbed.analysis.noise_section import assess_noise
-from trainbed.analysis.quality import QUALITY_FILE, QualityOptions, quality_options, trust_sections
-from trainbed.analysis.report import write_report
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.models.noise import NoisePolicy
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reporting.noise_section import assess_noise
+from trainbed.analysis.reporting.quality import (
+    QUALITY_FILE,
+    QualityOptions,
+    quality_options,
+    trust_sections,
+)
+from trainbed.analysis.reporting.report import write_report
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import ResultsLayout
 from trainbed.contract.noise import Calibration, RankNoise

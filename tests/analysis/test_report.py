@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from trainbed.analysis import load
-from trainbed.analysis.report import write_report
-from trainbed.analysis.responses import iteration_model, time_to_accuracy
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
-from trainbed.analysis.tbevents import CorruptEventFileWarning, read_trial_scalars
+from trainbed.analysis.models.responses import iteration_model, time_to_accuracy
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reading.tbevents import CorruptEventFileWarning, read_trial_scalars
+from trainbed.analysis.reporting.report import write_report
 from trainbed.contract.errors import ResultsError
 
 EFFECTS = {("cpu",): -5.0, ("epochs",): 8.0}

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainbed.analysis.report import write_report
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reporting.report import write_report
 
 from .chromium import Browser, Page, find
 

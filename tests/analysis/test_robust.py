@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainbed.analysis.robust import median_ci, normality_advice, point_medians
+from trainbed.analysis.models.robust import median_ci, normality_advice, point_medians
 
 
 @pytest.mark.parametrize(

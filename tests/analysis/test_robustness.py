@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from trainbed.analysis import load
-from trainbed.analysis.report import write_report
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reporting.report import write_report
 from trainbed.contract.errors import ResultsError
 
 EFFECTS = {("cpu",): -5.0, ("epochs",): 8.0}

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainbed.analysis.anova import Fit, fit_response
-from trainbed.analysis.design_notes import blocks_text, dealiased_effects, screening_text
-from trainbed.analysis.load import load
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.models.anova import Fit, fit_response
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reporting.design_notes import blocks_text, dealiased_effects, screening_text
 from trainbed.orchestrator.plan.screening import screening_matrix
 
 FACTORS = [(n, [-1, 1]) for n in ("A", "B", "C", "D")]

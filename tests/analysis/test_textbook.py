@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from trainbed.analysis import fit
-from trainbed.analysis.anova import fit_response
+from trainbed.analysis.models.anova import fit_response
 
 # Jain, Example 18.1: (A, B) -> the three replicates of the memory-cache response
 JAIN_CELLS = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import results, run_cli, write_campaign
-from trainbed.analysis.anova import fit_response
-from trainbed.analysis.load import load
+from trainbed.analysis.models.anova import fit_response
+from trainbed.analysis.reading.load import load
 
 # twelve and eight real trials, and one full report, on a 2-core machine that others share:
 # generous bounds, so a busy machine is slow rather than a failure

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from tests.worker.test_processes import run_trial
-from trainbed.analysis.load import load
-from trainbed.analysis.synthetic import SyntheticCampaign, write_results
+from trainbed.analysis.reading.load import load
+from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
 from trainbed.contract.records import ITERATION_COLUMNS, ITERATION_COMM_COLUMNS
 from trainbed.worker.datasets import load_dataset
 from trainbed.worker.models import build_model

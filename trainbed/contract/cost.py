@@ -6,7 +6,7 @@ plus the energy it used times the price of a kWh where a meter measured it. A tr
 its ranks, so its cost is the sum over ranks of (cores · p_cpu + GiB · p_mem + GPUs · p_gpu) ·
 hours the rank ran, plus ``energy_j`` / 3.6e6 · p_kWh. Energy nothing measured adds nothing (it
 is never invented), and the analysis says so. The ``cost`` response is in the currency named
-here; the analysis derives it (:mod:`trainbed.analysis.cost`), no worker writes it.
+here; the analysis derives it (:mod:`trainbed.analysis.models.cost`), no worker writes it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ after its trial, a short calibration microbenchmark under the trial's own CPU li
 of its host (load average, ``/proc/stat`` counters, its own CPU time); the executor adds what
 only it knows (the other trials that ran at once, the load average sampled during the trial).
 The worker writes :class:`RankNoise` records, the local executor :class:`LoadSamples` and the
-concurrent trial IDs, and the analysis (``trainbed.analysis.noise``) reads them to flag the
+concurrent trial IDs, and the analysis (``trainbed.analysis.models.noise``) reads them to flag the
 trials whose numbers should not be trusted. The pure arithmetic on two host samples lives here
 too, so the worker and a test share one definition of "steal %" and "other load".
 """

@@ -1,0 +1,1 @@
+"""Plots: the report's figures, drawn from the models' tables."""

@@ -1,0 +1,3 @@
+"""Reading: a results directory into typed records and pandas frames (the only place that opens
+trial files).
+"""

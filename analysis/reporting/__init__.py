@@ -1,0 +1,1 @@
+"""Reporting: the report's sections, tables and pages, assembled by ``reporting.report``."""
