@@ -46,10 +46,10 @@ from benchmarks.cluster import drop_namespace, kwok_namespace  # noqa: E402
 from tests.cluster import launcher  # noqa: E402
 from tests.cluster.campaign_crd import install_campaign_crd  # noqa: E402
 from tests.cluster.simulated import simulated_campaign  # noqa: E402
+from trainbed.contract.campaign import Campaign  # noqa: E402
 from trainbed.orchestrator.kube.adapter.api import KubeApi  # noqa: E402
 from trainbed.orchestrator.kube.objects.manifests import trial_configmap, trial_job, trial_service  # noqa: E402
 from trainbed.orchestrator.kube.verbs.commands import campaign_object  # noqa: E402
-from trainbed.orchestrator.plan.spec import Campaign  # noqa: E402
 from trainbed.orchestrator.plan.trials import plan_campaign  # noqa: E402
 
 NAME = "scale"

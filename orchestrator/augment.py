@@ -17,12 +17,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import UserError
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.plan.design import Design
 from trainbed.orchestrator.plan.foldover import with_foldover
 from trainbed.orchestrator.plan.parse import load_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

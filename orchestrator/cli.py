@@ -123,7 +123,7 @@ def plan(
 @_friendly
 def schema() -> None:
     """Print the JSON Schema of the campaign file."""
-    from trainbed.orchestrator.plan.spec import campaign_json_schema
+    from trainbed.contract.campaign import campaign_json_schema
 
     sys.stdout.write(json.dumps(campaign_json_schema(), indent=2) + "\n")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.confirmation import (
     ConfirmationBlock,
     ConfirmationRecord,
@@ -38,7 +39,6 @@ from trainbed.contract.records import now_iso
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.plan.design import Run, trial_id
 from trainbed.orchestrator.plan.parse import load_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign, trial_spec
 from trainbed.orchestrator.results_dir import ResultsDir
 

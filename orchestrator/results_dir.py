@@ -21,13 +21,13 @@ from typing import IO, Any
 import yaml
 
 import trainbed
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import SEEDS_ANNOTATION, VERSIONS_ANNOTATION
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import ResultsLayout
 from trainbed.contract.records import atomic_write_text
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.plan.design import Design
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import design_csv
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import NO_PROGRESS
 from trainbed.contract.errors import UserError
 from trainbed.contract.records import Result, read_result
@@ -28,7 +29,6 @@ from trainbed.orchestrator.local.executor import LocalExecutor
 from trainbed.orchestrator.local.gpu_host import local_gpus, restore_pending
 from trainbed.orchestrator.local.network_host import local_network
 from trainbed.orchestrator.plan.parse import load_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

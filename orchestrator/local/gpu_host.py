@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import UserError
 from trainbed.contract.records import RankGpu, atomic_write_text
 from trainbed.contract.trial import TrialSpec
@@ -37,7 +38,6 @@ from trainbed.orchestrator.local.gpu_tuning import (
     wants_tuning,
 )
 from trainbed.orchestrator.plan.checks import gpu_tuning_fields
-from trainbed.orchestrator.plan.spec import Campaign
 
 
 class Nvml:

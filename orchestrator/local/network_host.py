@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import TrainbedError, UserError
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.local.network import (
@@ -41,7 +42,6 @@ from trainbed.orchestrator.local.network import (
     wants_network,
 )
 from trainbed.orchestrator.plan.checks import network_fields
-from trainbed.orchestrator.plan.spec import Campaign
 
 CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 #: How long the delay line may take to bind its queues (a Python start-up, no torch).

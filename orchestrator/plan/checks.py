@@ -15,11 +15,11 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from trainbed.contract.campaign import RESERVED_NAMES, Campaign
 from trainbed.contract.errors import SpecError
 from trainbed.contract.letters import FACTOR_LETTERS
 from trainbed.contract.quantity import bandwidth_bps, parse_duration, parse_quantity
 from trainbed.contract.trial import TrialSettings
-from trainbed.orchestrator.plan.spec import RESERVED_NAMES, Campaign
 
 
 def _loc(parts: tuple[Any, ...]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from trainbed.contract.campaign import Campaign, DesignSpec
 from trainbed.contract.errors import DesignError
 from trainbed.orchestrator.plan.aliasing import (
     LETTERS,
@@ -47,7 +48,6 @@ from trainbed.orchestrator.plan.screening import (
     partial_aliases,
     screening_matrix,
 )
-from trainbed.orchestrator.plan.spec import Campaign, DesignSpec
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import UserError
 from trainbed.orchestrator.plan.aliasing import LETTERS, Word
 from trainbed.orchestrator.plan.parse import parse_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 
 #: The fold that reverses every factor.
 FULL = "full"

@@ -12,10 +12,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from trainbed.contract.campaign import KIND, Campaign
 from trainbed.contract.env import API_VERSION
 from trainbed.contract.errors import SpecError
 from trainbed.orchestrator.plan.checks import check_campaign, spec_error
-from trainbed.orchestrator.plan.spec import KIND, Campaign
 
 
 def parse_campaign(data: Any, source: str | None = None) -> Campaign:

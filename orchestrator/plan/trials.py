@@ -12,11 +12,11 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS, coded_column
 from trainbed.contract.trial import TrialSettings, TrialSpec
 from trainbed.orchestrator.plan.checks import apply_levels
 from trainbed.orchestrator.plan.design import Design, Run, build_design
-from trainbed.orchestrator.plan.spec import Campaign
 
 
 def trial_seed(base_seed: int, trial_id: str) -> int:

@@ -12,8 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from trainbed.contract.campaign import Campaign
 from trainbed.orchestrator.plan.design import Design
-from trainbed.orchestrator.plan.spec import Campaign
 
 
 def plan_json(campaign: Campaign, design: Design) -> dict[str, Any]:

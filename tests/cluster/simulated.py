@@ -10,9 +10,9 @@ from __future__ import annotations
 from math import prod
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import API_VERSION
 from trainbed.orchestrator.plan.parse import parse_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 
 #: The pod annotation kwok-stages.yaml reads for how long a simulated pod runs.
 SIM_DURATION = "trainbed.io/sim-duration"

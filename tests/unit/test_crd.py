@@ -18,12 +18,12 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from tests.cluster.simulated import SIM_DURATION
+from trainbed.contract.campaign import Campaign
 from trainbed.orchestrator.kube.objects.crd import (
     campaign_crd,
     campaign_crd_yaml,
     structural_schema,
 )
-from trainbed.orchestrator.plan.spec import Campaign
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_CRD = ROOT / "charts" / "trainbed" / "crds" / "campaigns.trainbed.io.yaml"

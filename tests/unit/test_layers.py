@@ -102,7 +102,7 @@ VIOLATIONS = [
         "kubernetes",
     ),
     ("orchestrator", "from kubernetes import config", "kubernetes"),
-    ("worker", "from trainbed.orchestrator.plan.spec import Campaign", "trainbed.orchestrator"),
+    ("worker", "from trainbed.contract.campaign import Campaign", "trainbed.orchestrator"),
     ("analysis", "from trainbed.worker.stopping import TargetTracker", "trainbed.worker"),
 ]
 

@@ -17,13 +17,13 @@ import pytest
 from kubernetes_validate.utils import latest_version
 
 from tests.cluster.simulated import SIM_DURATION
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import ENFORCEMENT
 from trainbed.contract.errors import SpecError
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.kube.objects import manifests, metadata, results_volume
 from trainbed.orchestrator.plan.design import build_design
 from trainbed.orchestrator.plan.parse import load_campaign, parse_campaign
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.plan.trials import trial_spec
 
 ROOT = Path(__file__).resolve().parents[2]

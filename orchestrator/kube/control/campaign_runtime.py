@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.orchestrator.driver import Driver
 from trainbed.orchestrator.kube.control.executor import KubernetesExecutor
 from trainbed.orchestrator.kube.control.record_store import RecordStore, records_selector
@@ -20,7 +21,6 @@ from trainbed.orchestrator.kube.objects.campaign_status import (
     window,
     with_conditions,
 )
-from trainbed.orchestrator.plan.spec import Campaign
 
 #: A live campaign's status says the controller looked at it at most this long ago.
 HEARTBEAT_S = 30.0

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import ClusterError
 from trainbed.contract.records import Result, read_result, write_result
 from trainbed.contract.trial import TrialSpec
@@ -44,7 +45,6 @@ from trainbed.orchestrator.kube.objects.manifests import (
 from trainbed.orchestrator.kube.objects.metadata import job_name
 from trainbed.orchestrator.kube.objects.trial_status import job_finished, observation, trial_status
 from trainbed.orchestrator.outcome import TrialObservation, outcome
-from trainbed.orchestrator.plan.spec import Campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The Campaign CustomResourceDefinition, generated from the same pydantic models as the file.
 
 ``trainbed schema`` (JSON Schema for editors) and this CRD both come from
-:class:`~trainbed.orchestrator.plan.spec.CampaignSpec`, so a field added to the spec reaches the API
+:class:`~trainbed.contract.campaign.CampaignSpec`, so a field added to the spec reaches the API
 server without a hand-edited YAML. Kubernetes wants a *structural* OpenAPI v3.0 schema, which
 pydantic's JSON Schema (2020-12) is not; :func:`structural_schema` converts it:
 
@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
+from trainbed.contract.campaign import KIND, CampaignSpec
 from trainbed.contract.env import GROUP, PLURAL, VERSION
-from trainbed.orchestrator.plan.spec import KIND, CampaignSpec
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 

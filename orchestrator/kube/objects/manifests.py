@@ -17,6 +17,7 @@ import math
 from pathlib import PurePosixPath
 from typing import Any
 
+from trainbed.contract.campaign import Campaign, KubernetesSettings
 from trainbed.contract.env import (
     CAMPAIGN_LABEL,
     COLLECTIVE_TIMEOUT,
@@ -41,7 +42,6 @@ from trainbed.orchestrator.kube.objects.metadata import (
     trial_dir,
     trial_labels,
 )
-from trainbed.orchestrator.plan.spec import Campaign, KubernetesSettings
 
 #: Where the trial's ConfigMap is mounted; the worker reads its trial.json there.
 SPEC_DIR = "/etc/trainbed"

@@ -15,6 +15,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import (
     API_VERSION,
     CAMPAIGN_LABEL,
@@ -27,7 +28,6 @@ from trainbed.contract.env import (
 )
 from trainbed.contract.layout import ResultsLayout
 from trainbed.contract.trial import TrialSpec
-from trainbed.orchestrator.plan.spec import Campaign
 
 #: The non-root user and group the image creates (Dockerfile) and the pods run as.
 RUN_AS = 1000

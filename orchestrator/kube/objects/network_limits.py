@@ -13,9 +13,9 @@ agent would be the path (docs/kubernetes.md). Pure.
 
 from __future__ import annotations
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import SpecError
 from trainbed.orchestrator.plan.checks import gpu_tuning_fields, network_fields
-from trainbed.orchestrator.plan.spec import Campaign
 
 LATENCY_REFUSAL = (
     "resources.latency cannot be enforced on Kubernetes: adding delay needs tc netem (NET_ADMIN) "

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
+from trainbed.contract.campaign import Campaign, KubernetesSettings
 from trainbed.contract.env import campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
 from trainbed.orchestrator.kube.adapter.api import KubeApi
@@ -31,7 +32,6 @@ from trainbed.orchestrator.kube.verbs.progress import CampaignProgress
 from trainbed.orchestrator.kube.verbs.status_command import summary
 from trainbed.orchestrator.outcome import TrialObservation
 from trainbed.orchestrator.plan.parse import load_campaign, parse_campaign
-from trainbed.orchestrator.plan.spec import Campaign, KubernetesSettings
 from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 

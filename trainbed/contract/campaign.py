@@ -3,9 +3,10 @@
 A campaign is a Kubernetes-style resource, so the same YAML goes to ``trainbed run`` and to
 ``kubectl apply``. Structural checks are pydantic's, here; the checks that need the whole spec
 (a factor's dotted target exists, every level validates for that target, names are unique) are
-:mod:`.checks`, and :mod:`.parse` turns a file or a mapping into a checked :class:`Campaign`,
-every failure a ``SpecError`` that names its field. All three are pure but
-:func:`.parse.load_campaign`, which reads the file.
+:mod:`trainbed.orchestrator.plan.checks`, and :mod:`trainbed.orchestrator.plan.parse` turns a
+file or a mapping into a checked :class:`Campaign`, every failure a ``SpecError`` that names its
+field. The models live in the contract because the results directory keeps a copy of the
+campaign (``campaign.yaml``) that the analysis reads back through them, typed.
 """
 
 from __future__ import annotations
