@@ -9,89 +9,29 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from trainbed.contract.errors import TrainbedError
-
-app = typer.Typer(
-    name="trainbed",
-    help="Factorial training-performance experiments: plan, run (local or Kubernetes), analyze.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from trainbed.orchestrator.cli_common import (
+    NAMESPACE_HELP,
+    AllowUnenforcedOption,
+    AnalyzeOption,
+    GoalOption,
+    ParallelOption,
+    app,
+    console,
+    friendly,
+    goal_option,
+    install_warning_format,
+    user_path,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-#: How every cluster verb picks its namespace, as kubectl does.
-NAMESPACE_DEFAULT = "default: the file's metadata.namespace, else the kubeconfig context's"
-NAMESPACE_HELP = f"Namespace; {NAMESPACE_DEFAULT}"
-
-# The options several verbs share, declared once so that their flags and help never drift apart.
-NamespaceOption = Annotated[str | None, typer.Option("--namespace", "-n", help=NAMESPACE_HELP)]
-ParallelOption = Annotated[
-    int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
-]
-AnalyzeOption = Annotated[bool, typer.Option(help="Write the report at the end.")]
-GoalOption = Annotated[
-    str | None,
-    typer.Option(
-        help='What to recommend, e.g. "min time s.t. accuracy >= 0.9" (default: spec.goal).'
-    ),
-]
-
-
-def _goal(text: str | None) -> Any:
-    """A --goal line as a GoalSpec (None when not given); a UserError names the syntax."""
-    if text is None:
-        return None
-    from trainbed.contract.errors import UserError
-    from trainbed.contract.goal import parse_goal
-
-    try:
-        return parse_goal(text)
-    except ValueError as err:
-        raise UserError(f"--goal: {err}") from None
-
-
-AllowUnenforcedOption = Annotated[
-    bool,
-    typer.Option(
-        help="Run even where a resource factor's level is not enforced as written here (each "
-        "trial's enforcement record then says what held)."
-    ),
-]
-
-
-def _path(path: Path) -> Path:
-    """A path the user gave, made absolute once here: nothing below the CLI depends on the
-    working directory (worker processes start in their trial's folder)."""
-    return path.expanduser().resolve()
-
-
-def _friendly(func: F) -> F:
-    """Turn trainbed's own errors into one line and an exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TrainbedError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(err.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
-@_friendly
+@friendly
 def plan(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -109,7 +49,7 @@ def plan(
     from trainbed.orchestrator.plan.parse import load_campaign
     from trainbed.orchestrator.plan.view import plan_json, render_plan
 
-    campaign = load_campaign(_path(file))
+    campaign = load_campaign(user_path(file))
     if foldover is not None:
         campaign = with_foldover(campaign, foldover)
     design = build_design(campaign)
@@ -120,7 +60,7 @@ def plan(
 
 
 @app.command()
-@_friendly
+@friendly
 def schema() -> None:
     """Print the JSON Schema of the campaign file."""
     from trainbed.contract.campaign import campaign_json_schema
@@ -129,7 +69,7 @@ def schema() -> None:
 
 
 @app.command()
-@_friendly
+@friendly
 def run(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
     backend: Annotated[str, typer.Option(help="local | kubernetes")] = "local",
@@ -147,9 +87,9 @@ def run(
     from trainbed.orchestrator.run_command import run_campaign
 
     code = run_campaign(
-        _path(file),
+        user_path(file),
         backend=backend,
-        out=_path(out),
+        out=user_path(out),
         resume=resume,
         parallel=parallel,
         namespace=namespace,
@@ -161,7 +101,7 @@ def run(
 
 
 @app.command()
-@_friendly
+@friendly
 def pilot(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
     iterations: Annotated[
@@ -182,9 +122,9 @@ def pilot(
 
     quiet = Console(stderr=True) if as_json else console
     record = run_pilot(
-        _path(file),
+        user_path(file),
         iterations=iterations,
-        out=_path(out),
+        out=user_path(out),
         backend=backend,
         parallel=parallel,
         console=quiet,
@@ -198,7 +138,7 @@ def pilot(
 
 
 @app.command()
-@_friendly
+@friendly
 def augment(
     results: Annotated[
         Path, typer.Argument(help="Results directory of one finished campaign (DIR/<campaign>).")
@@ -220,7 +160,7 @@ def augment(
     from trainbed.orchestrator.augment import augment_campaign
 
     code = augment_campaign(
-        _path(results),
+        user_path(results),
         foldover,
         run=run_now,
         parallel=parallel,
@@ -232,7 +172,7 @@ def augment(
 
 
 @app.command()
-@_friendly
+@friendly
 def analyze(
     results: Annotated[Path, typer.Argument(help="Results directory of one campaign.")],
     out: Annotated[
@@ -287,16 +227,16 @@ def analyze(
         noise_threshold=noise_threshold,
         target_ci=target_ci,
         confidence=confidence,
-        pilot=_path(pilot) if pilot else None,
+        pilot=user_path(pilot) if pilot else None,
     )
     path = write_report(
-        _path(results),
-        out=_path(out) if out else None,
+        user_path(results),
+        out=user_path(out) if out else None,
         log_responses=log or [],
         tta_thresholds=tta or [],
         aliased_interactions=aliased_interactions,
         quality=options,
-        goal=_goal(goal),
+        goal=goal_option(goal),
     )
     if as_json:
         sys.stdout.write((path / QUALITY_FILE).read_text())
@@ -305,7 +245,7 @@ def analyze(
 
 
 @app.command()
-@_friendly
+@friendly
 def predict(
     results: Annotated[Path, typer.Argument(help="Results directory of one campaign.")],
     settings: Annotated[
@@ -330,7 +270,7 @@ def predict(
         pairs[name.strip()] = value.strip()
     from trainbed.analysis.models.predict import predict as _predict
 
-    found = _predict(_path(results), pairs, responses=response or None, level=level)
+    found = _predict(user_path(results), pairs, responses=response or None, level=level)
     if as_json:
         sys.stdout.write(json.dumps(found.to_json(), indent=2, default=str) + "\n")
     else:
@@ -338,7 +278,7 @@ def predict(
 
 
 @app.command()
-@_friendly
+@friendly
 def confirm(
     results: Annotated[
         Path, typer.Argument(help="Results directory of one finished campaign (DIR/<campaign>).")
@@ -353,7 +293,7 @@ def confirm(
     from trainbed.orchestrator.confirm import confirm_campaign
 
     code = confirm_campaign(
-        _path(results),
+        user_path(results),
         runs=runs,
         goal=goal,
         backend=backend,
@@ -372,89 +312,14 @@ def worker(
     """Run one rank of one trial: an alias of ``python -m trainbed.worker`` (pods use it)."""
     from trainbed.worker.main import main_worker
 
-    raise typer.Exit(main_worker(_path(spec), _path(out)))
+    raise typer.Exit(main_worker(user_path(spec), user_path(out)))
 
 
-@app.command()
-@_friendly
-def submit(
-    file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
-    namespace: NamespaceOption = None,
-) -> None:
-    """Create (or update) the Campaign resource in the cluster."""
-    from trainbed.orchestrator.kube.verbs.commands import submit as _submit
-
-    _submit(_path(file), namespace=namespace, console=console)
-
-
-@app.command()
-@_friendly
-def status(
-    name: Annotated[str, typer.Argument(help="Campaign name.")],
-    namespace: NamespaceOption = None,
-    watch: Annotated[bool, typer.Option("--watch", help="Follow until done.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    trial: Annotated[str | None, typer.Option("--trial", help="Show one trial's record.")] = None,
-) -> None:
-    """Show a Campaign's progress: counts, what blocks it, trials in flight, failures."""
-    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
-    from trainbed.orchestrator.kube.verbs.status_command import status as _status
-
-    _status(
-        name,
-        namespace=resolve_namespace(namespace),
-        watch=watch,
-        as_json=as_json,
-        trial=trial,
-        console=console,
-    )
-
-
-@app.command()
-@_friendly
-def logs(
-    name: Annotated[str, typer.Argument(help="Campaign name.")],
-    trial: Annotated[str, typer.Argument(help="Trial ID.")],
-    namespace: NamespaceOption = None,
-    rank: Annotated[int, typer.Option()] = 0,
-) -> None:
-    """Print a trial's worker log."""
-    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
-    from trainbed.orchestrator.kube.verbs.commands import logs as _logs
-
-    _logs(name, trial, namespace=resolve_namespace(namespace), rank=rank, console=console)
-
-
-@app.command()
-@_friendly
-def collect(
-    name: Annotated[str, typer.Argument(help="Campaign name.")],
-    out: Annotated[Path, typer.Option(help="Local results directory.")],
-    namespace: NamespaceOption = None,
-) -> None:
-    """Copy a campaign's results directory from the cluster's PVC."""
-    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
-    from trainbed.orchestrator.kube.verbs.commands import collect as _collect
-
-    _collect(name, out=_path(out), namespace=resolve_namespace(namespace), console=console)
-
-
-@app.command()
-@_friendly
-def controller(
-    namespace: Annotated[
-        str | None,
-        typer.Option("--namespace", "-n", help=f"Namespace to watch; {NAMESPACE_DEFAULT}."),
-    ] = None,
-) -> None:
-    """Run the Campaign controller (in the cluster, or from a laptop)."""
-    from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
-    from trainbed.orchestrator.kube.control.controller import run_controller
-
-    run_controller(namespace=resolve_namespace(namespace))
+from trainbed.orchestrator import cli_cluster  # noqa: E402, F401  (registers the cluster verbs)
 
 
 def main() -> None:
+    install_warning_format()
     app()
 
 

@@ -232,7 +232,7 @@ def confirm_campaign(
 def _table(root: Path, campaign: Campaign, block: ConfirmationBlock) -> Table:
     from trainbed.analysis.reporting.confirmation_section import checks, measured_values
 
-    measured, _ = measured_values(root, block, campaign.model_dump(mode="json"))
+    measured, _ = measured_values(root, block, campaign)
     table = Table(title=f"confirmation {block.block}: predicted vs measured", title_justify="left")
     for column in ("response", "predicted", "PI of the mean", "measured mean", "runs", "inside"):
         table.add_column(column)

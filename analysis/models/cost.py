@@ -10,6 +10,7 @@ no cost (NaN), never a guess. :func:`rank_seconds` is pure; :func:`trial_costs` 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.cost import CostSpec, PodUsage, TrialCost, trial_cost
+from trainbed.contract.errors import RecordError
 from trainbed.contract.layout import ResultsLayout, TrialLayout
 from trainbed.contract.quantity import cpu_cores, memory_bytes
+from trainbed.contract.records import Result, read_result
+from trainbed.contract.trial import read_trial_spec
 
 #: The response's column in the trials frame.
 COST = "cost"
@@ -58,13 +63,6 @@ def pods(
     return out
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _read_lines(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text()
@@ -79,56 +77,49 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def priced_trial(trial_dir: Path, prices: CostSpec) -> TrialCost | None:
-    """One trial's cost from its trial.json, timestamps.jsonl and result.json; None when it
-    cannot be priced (no spec, no result, no run time)."""
+def priced_trial(
+    trial_dir: Path, prices: CostSpec, result: Result | None = None
+) -> TrialCost | None:
+    """One trial's cost from its trial.json, timestamps.jsonl and result.json (``result`` when
+    the caller has read it already); None when it cannot be priced (no spec, no result, no run
+    time, or a record that does not read)."""
     files = TrialLayout(trial_dir)
-    spec = _read_json(files.spec_file)
-    result = _read_json(files.result_file)
+    try:
+        spec = read_trial_spec(trial_dir)
+        result = result if result is not None else read_result(trial_dir)
+    except RecordError:
+        return None
     if spec is None or result is None:
         return None
-    ranks = int(result.get("world_size") or (spec.get("workload") or {}).get("parallelism") or 1)
-    wall = result.get("wall_time_s")
     usage = pods(
-        spec.get("resources") or {},
-        ranks,
+        spec.resources.model_dump(),
+        int(result.world_size or spec.workload.parallelism or 1),
         rank_seconds(_read_lines(files.timestamps_file)),
-        float(wall) if wall is not None else None,
+        result.wall_time_s,
     )
     if usage is None:
         return None
-    energy = result.get("energy_j")
-    return trial_cost(usage, float(energy) if energy is not None else None, prices)
+    return trial_cost(usage, result.energy_j, prices)
 
 
-def cost_spec(campaign: dict[str, Any]) -> CostSpec | None:
+def cost_spec(campaign: Campaign) -> CostSpec | None:
     """The campaign's ``spec.cost``, or None when it names no prices."""
-    data = (campaign.get("spec") or {}).get("cost")
-    return CostSpec.model_validate(data) if data else None
+    return campaign.spec.cost
 
 
-def trial_costs(root: Path, campaign: dict[str, Any], trial_ids: pd.Series) -> pd.Series:
-    """The ``cost`` of each trial (NaN where it cannot be priced, or without ``spec.cost``)."""
+def trial_costs(
+    root: Path, campaign: Campaign, trial_ids: pd.Series, records: Mapping[str, Result]
+) -> pd.Series:
+    """The ``cost`` of each trial (NaN where it cannot be priced, or without ``spec.cost``);
+    ``records`` are the results the loader read, so none is read twice."""
     prices = cost_spec(campaign)
     if prices is None:
         return pd.Series(np.nan, index=trial_ids.index, dtype=float)
     layout = ResultsLayout(Path(root))
     values = []
     for trial_id in trial_ids:
-        priced = priced_trial(layout.trial(str(trial_id)).root, prices)
+        result = records.get(str(trial_id))
+        trial_dir = layout.trial(str(trial_id)).root
+        priced = None if result is None else priced_trial(trial_dir, prices, result)
         values.append(np.nan if priced is None else priced.total)
     return pd.Series(values, index=trial_ids.index, dtype=float)
-
-
-def energy_note(trials: pd.DataFrame, campaign: dict[str, Any]) -> str | None:
-    """What the report says when a kWh price is set but some priced trials had no meter."""
-    prices = cost_spec(campaign)
-    if prices is None or prices.kwh == 0 or "energy" not in trials:
-        return None
-    unmetered = int((trials[COST].notna() & trials["energy"].isna()).sum())
-    if not unmetered:
-        return None
-    return (
-        f"{unmetered} priced trial(s) had no energy meter: their cost leaves energy out "
-        "(nothing measured it; it is not estimated)"
-    )

@@ -17,22 +17,21 @@ trial this module takes:
   the local executor; derived from the trials' start and finish times where it recorded none,
   as in Kubernetes). Past :class:`NoisePolicy`'s limits, the trial is flagged.
 
-Pure: frames and records in, frames out; :func:`read_noise` is the one reader of the records.
+Pure: frames and records in (the results the loader read), frames out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from trainbed.contract.layout import ResultsLayout
 from trainbed.contract.noise import Calibration, LoadSamples, RankNoise
-from trainbed.contract.records import read_result
+from trainbed.contract.records import Result
 
 NOISE_COLUMNS = [
     "trial_id",
@@ -76,7 +75,7 @@ class NoisePolicy:
 
 @dataclass
 class TrialNoise:
-    """One trial's records, as :func:`read_noise` found them."""
+    """One trial's records, as :func:`noise_records` found them."""
 
     ranks: list[RankNoise] = field(default_factory=list)
     concurrent_trials: list[str] | None = None
@@ -85,15 +84,11 @@ class TrialNoise:
     finished_at: str | None = None
 
 
-def read_noise(root: Path, trial_ids: list[str]) -> dict[str, TrialNoise]:
-    """Each trial's noise records from its result.json (absent or unreadable: an empty one)."""
-    layout = ResultsLayout(Path(root))
+def noise_records(records: Mapping[str, Result], trial_ids: list[str]) -> dict[str, TrialNoise]:
+    """Each trial's noise records from its result (absent or unreadable: an empty one)."""
     out: dict[str, TrialNoise] = {}
     for trial_id in trial_ids:
-        try:
-            result = read_result(layout.trial(trial_id).root)
-        except ValueError:
-            result = None  # the loader already warned about it
+        result = records.get(trial_id)
         if result is None:
             out[trial_id] = TrialNoise()
             continue

@@ -33,6 +33,7 @@ from trainbed.analysis.models.predict import (
     predict_response,
 )
 from trainbed.analysis.models.predictor import NotPredictable, Predictor, t_cdf, t_quantile
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.goal import Constraint, GoalSpec
 
 #: More combinations than this are not enumerated (the design would be far larger than a
@@ -237,14 +238,13 @@ def recommend(
     )
 
 
-def resolve_goal(goal: GoalSpec | str | None, campaign: dict[str, Any]) -> GoalSpec | None:
+def resolve_goal(goal: GoalSpec | str | None, campaign: Campaign) -> GoalSpec | None:
     """The goal given, else the campaign's ``spec.goal``, else None."""
     if isinstance(goal, GoalSpec):
         return goal
     if isinstance(goal, str):
         return GoalSpec.model_validate(goal)
-    data = (campaign.get("spec") or {}).get("goal")
-    return GoalSpec.model_validate(data) if data else None
+    return campaign.spec.goal
 
 
 def fit_models(

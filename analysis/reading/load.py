@@ -1,58 +1,81 @@
 """Loading a results directory into pandas frames: trials, epochs and iterations.
 
-It reads only the files the worker's record contract names (campaign.yaml, design.csv,
-trials/*/result.json, iterations/rank-*.csv, tb/ events) and never talks to a cluster. A
-missing or failed trial stays in the trials frame with its status, so nothing is dropped
-silently; a damaged file is a warning and whatever data it still holds.
+Every record is read through :mod:`trainbed.contract`'s models, and only through them:
+``campaign.yaml`` as a :class:`~trainbed.contract.campaign.Campaign`, each ``result.json`` as a
+:class:`~trainbed.contract.records.Result` (strictly: a field of the wrong type is named, never
+coerced), ``trial.json`` and ``timestamps.jsonl`` by the contract's readers; design.csv,
+``iterations/rank-*.csv`` and the ``tb/`` events by the columns and tags the contract names. It
+never talks to a cluster.
+
+A missing trial stays in the trials frame with its status, so nothing is dropped silently. A
+record that does not validate is one line naming the trial, the file, the field and what was
+wrong (:class:`Unreadable`): the trial is listed under "Trials that could not be read" and the
+others are analysed. Only when no trial's record can be read is it an error (exit 2).
 """
 
 from __future__ import annotations
 
-import json
+import types
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
 from trainbed.analysis.models.cost import COST, trial_costs
 from trainbed.analysis.reading.tbevents import read_campaign_scalars, read_trial_scalars
-from trainbed.contract.errors import ResultsError
+from trainbed.contract.campaign import Campaign
+from trainbed.contract.errors import RecordError, ResultsError
 from trainbed.contract.layout import (
     BLOCK_COLUMN,
     CAMPAIGN_FILE,
     DESIGN_COLUMNS,
     DESIGN_FILE,
+    RESULT_FILE,
     ResultsLayout,
     coded_column,
 )
-from trainbed.contract.records import ITERATION_BASE_COLUMNS, ITERATION_COLUMNS
-from trainbed.contract.responses import RESPONSE_FIELDS
+from trainbed.contract.records import ITERATION_BASE_COLUMNS, ITERATION_COLUMNS, Result, read_result
+from trainbed.contract.responses import RESPONSE_FIELDS, RESPONSE_NAMES
 
-RESULT_COLUMNS = [
-    "status",
-    "reason",
-    "started_at",
-    "finished_at",
-    "wall_time_s",
-    "train_time_s",
-    "epochs_run",
-    "final_accuracy",
-    "best_accuracy",
-    "test_accuracy",
-    "time_to_accuracy_s",
-    "energy_to_accuracy_j",
-    "samples_per_s",
-    "energy_j",
-    "energy_source",
-    "train_energy_j",
-    "energy_per_sample_j",
-    "device",
-    "first_iteration_s",
-    "validation_time_s",
-]
+_SCALARS = (str, int, float, bool, type(None))
+#: The trials frame's status of a trial whose result.json exists but does not validate (the
+#: record's own statuses are :data:`trainbed.contract.records.STATUSES`; "missing" has none).
+UNREADABLE = "unreadable"
+
+
+def _scalar(annotation: Any) -> bool:
+    if get_origin(annotation) is Literal:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return all(_scalar(arg) for arg in get_args(annotation))
+    return annotation in _SCALARS
+
+
+#: The trials frame's columns from ``result.json``: the model's scalar fields (its lists and
+#: objects are read elsewhere: epochs into the epochs frame, the noise guard's records, ...).
+RESULT_FIELDS: tuple[str, ...] = tuple(
+    name
+    for name, info in Result.model_fields.items()
+    if _scalar(info.annotation) and name not in ("schema_", "campaign", "trial_id")
+)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A trial whose record exists but does not validate."""
+
+    trial_id: str
+    file: str
+    field: str
+    problem: str
+
+    def line(self) -> str:
+        where = f"field {self.field}: " if self.field else ""
+        return f"trial {self.trial_id}: {self.file}: {where}{self.problem}"
 
 
 @dataclass
@@ -60,16 +83,21 @@ class Results:
     """A campaign's results as frames, plus the campaign spec and the factor table."""
 
     root: Path
-    campaign: dict[str, Any]
+    campaign: Campaign
     factors: list[dict[str, Any]]
     trials: pd.DataFrame
     epochs: pd.DataFrame
     iterations: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    #: Each trial's ``result.json`` as read (trials without a readable one are absent), so no
+    #: section reads a record twice.
+    records: dict[str, Result] = field(default_factory=dict)
+    #: The trials whose record did not validate, one line each.
+    unreadable: list[Unreadable] = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return str(self.campaign.get("metadata", {}).get("name", self.root.name))
+        return self.campaign.metadata.name
 
     @property
     def factor_names(self) -> list[str]:
@@ -77,20 +105,53 @@ class Results:
 
     @property
     def responses(self) -> list[str]:
-        return list(self.campaign.get("spec", {}).get("responses") or ["accuracy", "time"])
+        return list(self.campaign.spec.responses)
 
 
-def _read_result(path: Path, notes: list[str]) -> dict[str, Any] | None:
+def _known_responses(spec_file: Path, data: dict[str, Any], notes: list[str]) -> None:
+    """Leave out (and name) responses this version does not know, so a campaign written by a
+    newer trainbed, or edited by hand, still has its other responses analysed."""
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for key in ("responses", "tradeoff"):
+        listed = spec.get(key)
+        if not isinstance(listed, list):
+            continue
+        for i, name in enumerate(listed):
+            if name not in RESPONSE_NAMES:
+                notes.append(
+                    f"{spec_file}: field spec.{key}[{i}]: {name!r} is not a response "
+                    f"({', '.join(RESPONSE_NAMES)}); left out"
+                )
+        kept = [name for name in listed if name in RESPONSE_NAMES]
+        if key == "tradeoff" and len(kept) < 2:
+            spec.pop(key)
+        elif kept or key == "tradeoff":
+            spec[key] = kept
+        else:
+            spec.pop(key)  # none left: the default responses
+
+
+def read_campaign(spec_file: Path, notes: list[str]) -> Campaign:
+    """``campaign.yaml`` through the contract's model; a :class:`ResultsError` naming the file
+    and the field when it is not a campaign."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        message = f"{path}: unreadable result ({err}); the trial counts as missing"
-        warnings.warn(message, stacklevel=3)
-        notes.append(message)
-        return None
+        data = yaml.safe_load(spec_file.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ResultsError(f"{spec_file}: unreadable ({_one_line(err)})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{spec_file}: not a campaign (expected a mapping)")
+    _known_responses(spec_file, data, notes)
+    try:
+        return Campaign.model_validate(data)
+    except ValidationError as err:
+        raise ResultsError(str(RecordError.from_validation(str(spec_file), err))) from None
 
 
-def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
+def _read_campaign(
+    root: Path, notes: list[str]
+) -> tuple[Campaign, list[dict[str, Any]], pd.DataFrame]:
     """campaign.yaml and design.csv, the two files a results directory cannot do without; a
     :class:`ResultsError` naming the file (and the column) when either is unusable."""
     layout = ResultsLayout(root)
@@ -100,15 +161,8 @@ def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd
             f"{root}: not a results directory (it needs {CAMPAIGN_FILE} and {DESIGN_FILE}; "
             "pass DIR/<campaign>)"
         )
-    try:
-        campaign = yaml.safe_load(spec_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ResultsError(f"{spec_file}: unreadable ({_one_line(err)})") from None
-    if not isinstance(campaign, dict):
-        raise ResultsError(f"{spec_file}: not a campaign (expected a mapping)")
-    factors = list((campaign.get("spec") or {}).get("factors") or [])
-    if not factors or not all(isinstance(f, dict) and "name" in f for f in factors):
-        raise ResultsError(f"{spec_file}: spec.factors is missing or has a factor with no name")
+    campaign = read_campaign(spec_file, notes)
+    factors = [f.model_dump(mode="json") for f in campaign.spec.factors]
     try:
         design = pd.read_csv(design_file, dtype={"trial_id": str})
     except (OSError, ValueError, pd.errors.ParserError) as err:
@@ -129,6 +183,15 @@ def _read_campaign(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd
     return campaign, factors, design
 
 
+def _result_row(trial_id: str, result: Result) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial_id": trial_id}
+    for name in RESULT_FIELDS:
+        row[name] = getattr(result, name)
+    mode = result.enforcement.get("mode")
+    row["enforcement"] = mode if isinstance(mode, str) else None
+    return row
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
@@ -140,30 +203,34 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
     are warnings (also kept in ``Results.warnings`` for the report), never exceptions.
     """
     root = Path(directory)
-    campaign, factors, design = _read_campaign(root)
-    layout = ResultsLayout(root)
     notes: list[str] = []
+    campaign, factors, design = _read_campaign(root, notes)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    layout = ResultsLayout(root)
+    records: dict[str, Result] = {}
+    unreadable: list[Unreadable] = []
     rows = []
     epoch_rows = []
     iteration_frames = []
     scalar_frames = []
     for trial_id in design["trial_id"]:
         files = layout.trial(trial_id)
-        result = _read_result(files.result_file, notes) if files.result_file.exists() else None
-        row: dict[str, Any] = {"trial_id": trial_id}
+        try:
+            result = read_result(files.root)
+        except RecordError as err:
+            bad = Unreadable(trial_id, RESULT_FILE, err.field, err.problem)
+            unreadable.append(bad)
+            warnings.warn(bad.line(), stacklevel=2)
+            rows.append({"trial_id": trial_id, "status": UNREADABLE, "reason": bad.line()})
+            continue
         if result is None:
-            row["status"] = "missing"
-            row["reason"] = (
-                "no result.json" if not files.result_file.exists() else "unreadable result.json"
-            )
+            rows.append({"trial_id": trial_id, "status": "missing", "reason": "no result.json"})
         else:
-            for column in RESULT_COLUMNS:
-                row[column] = result.get(column)
-            row["enforcement"] = (result.get("enforcement") or {}).get("mode")
-            row["world_size"] = result.get("world_size")
-            for epoch in result.get("epochs") or []:
-                epoch_rows.append({"trial_id": trial_id, **epoch})
-        rows.append(row)
+            records[trial_id] = result
+            rows.append(_result_row(trial_id, result))
+            for epoch in result.epochs:
+                epoch_rows.append({"trial_id": trial_id, **epoch.model_dump(exclude_unset=True)})
         for path in sorted(files.iterations_dir.glob("rank-*.csv")):
             try:
                 frame = pd.read_csv(path)
@@ -181,7 +248,17 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
             frame = frame.reindex(columns=list(ITERATION_COLUMNS))
             frame.insert(0, "trial_id", trial_id)
             iteration_frames.append(frame)
-    trial_dirs = {trial_id: layout.trial(trial_id).root for trial_id in design["trial_id"]}
+    if unreadable and not records:
+        raise ResultsError(
+            f"{root}: no trial's record could be read ({len(unreadable)} unreadable; the first: "
+            f"{unreadable[0].line()})"
+        )
+    skipped = {bad.trial_id for bad in unreadable}
+    trial_dirs = {
+        trial_id: layout.trial(trial_id).root
+        for trial_id in design["trial_id"]
+        if trial_id not in skipped
+    }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if tb_reader == "fast":
@@ -203,7 +280,7 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
     trials = design.merge(results, on="trial_id", how="left")
     for response, column in RESPONSE_FIELDS.items():
         trials[response] = pd.to_numeric(trials.get(column), errors="coerce")
-    trials[COST] = trial_costs(root, campaign, trials["trial_id"])  # derived: spec.cost
+    trials[COST] = trial_costs(root, campaign, trials["trial_id"], records)  # from spec.cost
     epochs = pd.DataFrame(epoch_rows)
     if scalar_frames:
         tb = pd.concat(scalar_frames, ignore_index=True)
@@ -229,4 +306,6 @@ def load(directory: str | Path, *, tb_reader: str = "fast") -> Results:
         epochs=epochs,
         iterations=iterations,
         warnings=notes,
+        records=records,
+        unreadable=unreadable,
     )

@@ -12,7 +12,7 @@ interactions it aliased are active, and ``trainbed augment --foldover`` separate
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +20,15 @@ import numpy as np
 import pandas as pd
 
 from trainbed.analysis.models.cost import cost_spec, priced_trial
-from trainbed.analysis.models.noise import NoisePolicy, has_records, noise_frame, read_noise
+from trainbed.analysis.models.noise import NoisePolicy, has_records, noise_frame, noise_records
 from trainbed.analysis.models.predictor import t_quantile
 from trainbed.analysis.reporting import tables
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.confirmation import ConfirmationBlock, FrozenPrediction, read_confirmation
+from trainbed.contract.errors import RecordError
 from trainbed.contract.goal import GoalSpec
 from trainbed.contract.layout import ResultsLayout
+from trainbed.contract.records import Result, read_result
 from trainbed.contract.responses import RESPONSE_FIELDS
 
 
@@ -136,7 +139,7 @@ def verdict(
 
 
 def measured_values(
-    root: Path, block: ConfirmationBlock, campaign: dict
+    root: Path, block: ConfirmationBlock, campaign: Campaign
 ) -> tuple[dict[str, list[float]], list[str]]:
     """Each response's values over the block's succeeded runs, and the runs that failed."""
     layout = ResultsLayout(root)
@@ -146,53 +149,68 @@ def measured_values(
     for trial_id in block.trial_ids:
         files = layout.trial(trial_id)
         try:
-            result = json.loads(files.result_file.read_text())
-        except (OSError, json.JSONDecodeError):
+            result = read_result(files.root)
+        except RecordError as err:
+            failed.append(f"{trial_id} (unreadable: {err.field or err.problem})")
+            continue
+        if result is None:
             failed.append(f"{trial_id} (no result)")
             continue
-        if result.get("status") != "succeeded":
-            failed.append(f"{trial_id} ({result.get('status')})")
+        if result.status != "succeeded":
+            failed.append(f"{trial_id} ({result.status})")
             continue
         for response, field in RESPONSE_FIELDS.items():
-            if result.get(field) is not None:
-                values.setdefault(response, []).append(float(result[field]))
+            value = getattr(result, field)
+            if value is not None:
+                values.setdefault(response, []).append(float(value))
         if prices is not None:
-            priced = priced_trial(files.root, prices)
+            priced = priced_trial(files.root, prices, result)
             if priced is not None:
                 values.setdefault("cost", []).append(priced.total)
     return values, failed
 
 
-def disturbed_runs(root: Path, trials: pd.DataFrame, block: ConfirmationBlock) -> dict[str, str]:
+def disturbed_runs(
+    root: Path, trials: pd.DataFrame, block: ConfirmationBlock, records: Mapping[str, Result]
+) -> dict[str, str]:
     """The block's runs the noise guard flags, judged beside the design's trials (each
-    calibration against the median of its CPU limit's group), and why."""
+    calibration against the median of its CPU limit's group), and why. ``records`` are the
+    design's results as the loader read them; the block's own are read here."""
     ids = [t for t in block.trial_ids if t not in set(trials["trial_id"])]
+    found = dict(records)
     statuses = []
     for trial_id in ids:
         try:
-            statuses.append(
-                json.loads(ResultsLayout(root).trial(trial_id).result_file.read_text())["status"]
-            )
-        except (OSError, ValueError, KeyError):
-            statuses.append("missing")
+            result = read_result(ResultsLayout(root).trial(trial_id).root)
+        except RecordError:
+            result = None
+        statuses.append("missing" if result is None else result.status)
+        if result is not None:
+            found[trial_id] = result
     both = pd.concat(
         [trials[["trial_id", "status"]], pd.DataFrame({"trial_id": ids, "status": statuses})],
         ignore_index=True,
     )
-    frame = noise_frame(both, read_noise(root, list(both["trial_id"])), NoisePolicy())
+    frame = noise_frame(both, noise_records(found, list(both["trial_id"])), NoisePolicy())
     if not has_records(frame):
         return {}
     mine = frame[frame["trial_id"].isin(ids) & frame["flagged"]]
     return dict(zip(mine["trial_id"], mine["why"], strict=True))
 
 
-def confirmation_section(root: Path, campaign: dict, out: Path, trials: pd.DataFrame) -> str:
+def confirmation_section(
+    root: Path,
+    campaign: Campaign,
+    out: Path,
+    trials: pd.DataFrame,
+    records: Mapping[str, Result],
+) -> str:
     """The section's Markdown ('' when nothing was confirmed); writes confirmation.csv.
     ``trials`` are the design's (the noise guard judges the block's runs beside them)."""
     record = read_confirmation(ResultsLayout(Path(root)).confirmation_file)
     if record is None or not record.blocks:
         return ""
-    fraction = ((campaign.get("spec") or {}).get("design") or {}).get("type") != "full"
+    fraction = campaign.spec.design.type != "full"
     text = "\n## Confirmation\n\n"
     rows = []
     for block in record.blocks:
@@ -228,7 +246,7 @@ def confirmation_section(root: Path, campaign: dict, out: Path, trials: pd.DataF
         )
         rows.append(frame)
         text += tables.markdown(frame.drop(columns=["confirmation"])) + "\n"
-        disturbed = disturbed_runs(Path(root), trials, block)
+        disturbed = disturbed_runs(Path(root), trials, block, records)
         text += verdict(block, found, fraction, disturbed) + "\n\n"
     tables.write(out, "confirmation", pd.concat(rows, ignore_index=True))
     return text

@@ -14,12 +14,12 @@ design's partial aliasing, and fold-over blocks with the effects they separated.
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from trainbed.analysis.models.aliases import dealiased, partial_aliases
+from trainbed.contract.campaign import Campaign
 from trainbed.contract.layout import BLOCK_COLUMN, coded_column
 
 SCREENING = "screening"
@@ -27,13 +27,9 @@ SCREENING = "screening"
 _ESTIMATE_COLUMNS = ("term", "q", "q_ci95_low", "q_ci95_high", "effect", "ci95_low", "ci95_high")
 
 
-def _design(campaign: dict[str, Any]) -> dict[str, Any]:
-    return (campaign.get("spec") or {}).get("design") or {}
-
-
-def is_screening(campaign: dict[str, Any]) -> bool:
+def is_screening(campaign: Campaign) -> bool:
     """Whether the campaign's design is a screening design (main effects only)."""
-    return _design(campaign).get("type") == SCREENING
+    return campaign.spec.design.type == SCREENING
 
 
 def _points(trials: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -46,7 +42,7 @@ def _blocks(trials: pd.DataFrame) -> list[int]:
     return sorted({int(b) for b in trials[BLOCK_COLUMN].dropna()})
 
 
-def screening_text(campaign: dict[str, Any], trials: pd.DataFrame, names: list[str]) -> str:
+def screening_text(campaign: Campaign, trials: pd.DataFrame, names: list[str]) -> str:
     """The design section's paragraph on a screening design."""
     x = trials[[coded_column(n) for n in names]].to_numpy(dtype=float)
     largest = max(
@@ -77,12 +73,12 @@ def _confounded(trials: pd.DataFrame, names: list[str]) -> list[str]:
     return words
 
 
-def blocks_text(campaign: dict[str, Any], trials: pd.DataFrame, names: list[str]) -> str:
+def blocks_text(campaign: Campaign, trials: pd.DataFrame, names: list[str]) -> str:
     """The design section's paragraph on fold-over blocks ('' for one block)."""
     blocks = _blocks(trials)
     if len(blocks) < 2:
         return ""
-    folds = list(_design(campaign).get("foldover") or [])
+    folds = list(campaign.spec.design.foldover or [])
     stages = "; ".join(
         f"block {b}: " + ("full fold-over" if fold == "full" else f"fold-over on {fold}")
         for b, fold in zip(blocks[1:], folds, strict=False)
@@ -113,7 +109,7 @@ def blocks_text(campaign: dict[str, Any], trials: pd.DataFrame, names: list[str]
 
 
 def dealiased_effects(
-    campaign: dict[str, Any], trials: pd.DataFrame, names: list[str], effects: pd.DataFrame
+    campaign: Campaign, trials: pd.DataFrame, names: list[str], effects: pd.DataFrame
 ) -> pd.DataFrame:
     """The fitted effects the fold-over de-aliased, one row each: the term's columns from
     ``effects`` (a Fit's effects frame) and what it was aliased with. Empty for one block."""

@@ -1,11 +1,10 @@
 """The report's Limits section, its flag at the top, and the ``limits`` key of ``--json``.
 
-It reads each trial's ``result.json`` through the contract (:func:`read_result`), hands the
-records to :func:`~trainbed.analysis.models.limits.campaign_limits` (pure), and says the answer
-three
-ways: a banner at the top naming every flagged factor, a table per resource (requested, mode,
-enforced by, read back, what the trial could use), and JSON. The effect rows and figures of a
-flagged factor say "not enforced" through :func:`mark_effects` and ``SectionOptions``.
+It hands each trial's ``result.json``, as the loader read it through the contract, to
+:func:`~trainbed.analysis.models.limits.campaign_limits` (pure), and says the answer three ways:
+a banner at the top naming every flagged factor, a table per resource (requested, mode, enforced
+by, read back, what the trial could use), and JSON. The effect rows and figures of a flagged
+factor say "not enforced" through :func:`mark_effects` and ``SectionOptions``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
 from trainbed.analysis.models.limits import (
     NOT_ENFORCED,
@@ -31,33 +29,14 @@ from trainbed.analysis.models.limits import (
 from trainbed.analysis.reporting import setup_section, tables
 from trainbed.analysis.reporting.setup_section import Setup
 from trainbed.analysis.reporting.text import json_safe
-from trainbed.contract.layout import ResultsLayout
-from trainbed.contract.records import Result, read_result
-from trainbed.contract.trial import Resources
+from trainbed.contract.campaign import Campaign
+from trainbed.contract.records import Result
 
 
-def read_records(root: Path, trial_ids: Iterable[str]) -> dict[str, Result]:
-    """Each trial's ``result.json`` that exists and parses (the loader warns about the rest)."""
-    layout = ResultsLayout(root)
-    found = {}
-    for trial_id in trial_ids:
-        try:
-            record = read_result(layout.trial(str(trial_id)).root)
-        except (OSError, ValueError, ValidationError):
-            continue
-        if record is not None:
-            found[str(trial_id)] = record
-    return found
-
-
-def fixed_resources(campaign: Mapping[str, Any]) -> dict[str, Any]:
+def fixed_resources(campaign: Campaign) -> dict[str, Any]:
     """The campaign's base resources, with the contract's defaults (memory 2Gi where unset),
     as target -> value; GPUs only where some are asked for."""
-    raw = ((campaign.get("spec") or {}).get("trial") or {}).get("resources") or {}
-    try:
-        values = Resources.model_validate(raw).model_dump()
-    except ValidationError:
-        values = dict(raw)
+    values = campaign.spec.trial.resources.model_dump()
     return {f"resources.{k}": v for k, v in values.items() if v is not None and (k != "gpu" or v)}
 
 
@@ -240,9 +219,12 @@ class LimitsReport:
 
 
 def assess_limits(
-    root: Path, campaign: Mapping[str, Any], factors: list[dict[str, Any]], trials: pd.DataFrame
+    campaign: Campaign,
+    factors: list[dict[str, Any]],
+    trials: pd.DataFrame,
+    records: Mapping[str, Result],
 ) -> LimitsReport:
-    """Read the trials' records and judge their limits and setups."""
-    records = read_records(root, trials["trial_id"])
+    """Judge the trials' limits and setups from their records (as the loader read them)."""
+    records = {str(t): records[str(t)] for t in trials["trial_id"] if str(t) in records}
     limits = campaign_limits(factors, trials, records, fixed_resources(campaign))
     return LimitsReport(limits, setup_section.setups(records), records)

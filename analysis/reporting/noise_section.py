@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainbed.analysis.models.noise import NoisePolicy, has_records, noise_frame, read_noise
+from trainbed.analysis.models.noise import NoisePolicy, has_records, noise_frame, noise_records
 from trainbed.analysis.reading.load import Results
 from trainbed.analysis.reporting import tables
 from trainbed.analysis.reporting.text import records
@@ -33,7 +33,7 @@ class NoiseAssessment:
 
 def assess_noise(results: Results, policy: NoisePolicy, out: Path) -> NoiseAssessment:
     """The Noise section, and the results the fits use (flagged trials left out on request)."""
-    found = read_noise(results.root, list(results.trials["trial_id"]))
+    found = noise_records(results.records, list(results.trials["trial_id"]))
     frame = noise_frame(results.trials, found, policy)
     frame.to_csv(out / "noise.csv", index=False)
     md = ["\n## Noise\n\n"]

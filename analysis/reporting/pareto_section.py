@@ -23,6 +23,7 @@ from trainbed.analysis.reading.load import Results
 from trainbed.analysis.reporting import tables
 from trainbed.analysis.reporting.design_notes import is_screening
 from trainbed.analysis.reporting.response_section import censoring
+from trainbed.contract.campaign import Campaign
 
 #: The default trade-off: the first measured of each, time against energy.
 TIME_LIKE = ("time_to_accuracy", "train_time", "time")
@@ -35,9 +36,9 @@ def _measured(trials: pd.DataFrame, response: str) -> bool:
     return response in trials and bool(trials.loc[ok, response].notna().any())
 
 
-def chosen_responses(campaign: dict, trials: pd.DataFrame) -> tuple[list[str], str]:
+def chosen_responses(campaign: Campaign, trials: pd.DataFrame) -> tuple[list[str], str]:
     """The trade-off's responses and how they were chosen (for the report's text)."""
-    asked = (campaign.get("spec") or {}).get("tradeoff")
+    asked = campaign.spec.tradeoff
     if asked:
         return list(asked), "named by `spec.tradeoff`"
     time = next((r for r in TIME_LIKE if _measured(trials, r)), None)

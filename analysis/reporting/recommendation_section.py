@@ -226,10 +226,12 @@ def decision_sections(results: Results, goal: GoalSpec | None, out: Path) -> str
     from trainbed.analysis.reporting.confirmation_section import confirmation_section, last_goal
 
     source = "from --goal"
-    if goal is None and (results.campaign.get("spec") or {}).get("goal"):
-        goal, source = GoalSpec.model_validate(results.campaign["spec"]["goal"]), "spec.goal"
+    if goal is None and results.campaign.spec.goal is not None:
+        goal, source = results.campaign.spec.goal, "spec.goal"
     if goal is None:
         goal, source = last_goal(results.root), "the goal of the last trainbed confirm"
     out.mkdir(parents=True, exist_ok=True)
     text, _ = recommendation_section(results, goal, source, out)
-    return text + confirmation_section(results.root, results.campaign, out, results.trials)
+    return text + confirmation_section(
+        results.root, results.campaign, out, results.trials, results.records
+    )

@@ -29,7 +29,7 @@ from trainbed.analysis.models.responses import (
 from trainbed.analysis.models.units import RESPONSES, label
 from trainbed.analysis.plots import figures, run_plots
 from trainbed.analysis.plots.energy_plots import energy_bars
-from trainbed.analysis.reading.load import RESPONSE_FIELDS, Results, load
+from trainbed.analysis.reading.load import RESPONSE_FIELDS, UNREADABLE, Results, load
 from trainbed.analysis.reporting import tables
 from trainbed.analysis.reporting.design_notes import blocks_text, is_screening, screening_text
 from trainbed.analysis.reporting.energy_section import meters_section
@@ -59,10 +59,10 @@ def _with_units(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _design(results: Results) -> str:
     trials, names = results.trials, results.factor_names
-    design = results.campaign.get("spec", {}).get("design", {})
+    design = results.campaign.spec.design
     text = (
-        f"Design: {design.get('type', '?')}, {len(trials)} trials, "
-        f"{design.get('replicates', 1)} replicate(s); factors (levels low / high as written): "
+        f"Design: {design.type}, {len(trials)} trials, "
+        f"{design.replicates} replicate(s); factors (levels low / high as written): "
         + ", ".join(f"{f['name']} ({' / '.join(map(str, f['levels']))})" for f in results.factors)
         + ".\n"
     )
@@ -96,16 +96,35 @@ def _design(results: Results) -> str:
 
 
 def _target(results: Results) -> float | None:
-    workload = results.campaign.get("spec", {}).get("trial", {}).get("workload", {}) or {}
-    threshold = (workload.get("target_accuracy") or {}).get("threshold")
-    return None if threshold is None else float(threshold)
+    target = results.campaign.spec.trial.workload.target_accuracy
+    return None if target is None else float(target.threshold)
+
+
+def _unreadable(results: Results) -> str:
+    """The trials whose record exists but did not validate: each with the file, the field and
+    what was wrong, as ``analyze`` printed them. They are left out of everything below."""
+    if not results.unreadable:
+        return ""
+    frame = pd.DataFrame(
+        [
+            {"trial_id": u.trial_id, "file": u.file, "field": u.field or "—", "problem": u.problem}
+            for u in results.unreadable
+        ]
+    )
+    return (
+        "\n## Trials that could not be read\n\n"
+        f"{len(frame)} of {len(results.trials)} trials have a record that does not hold what the "
+        "contract says (docs/worker-outputs.md). They are left out of every table and fit "
+        "below; the other trials are analysed.\n\n" + tables.markdown(frame)
+    )
 
 
 def _problems(results: Results) -> str:
     """The trials that did not succeed, and the succeeded runs that never reached the target."""
     trials, names = results.trials, results.factor_names
-    not_ok = trials[trials["status"] != "succeeded"]
-    text = "\n## Trials that did not succeed\n\n"
+    text = _unreadable(results)
+    not_ok = trials[~trials["status"].isin(["succeeded", UNREADABLE])]
+    text += "\n## Trials that did not succeed\n\n"
     text += tables.markdown(not_ok[["trial_id", "run_order", *names, "status", "reason"]])
     if len(not_ok):
         text += (
@@ -191,7 +210,7 @@ def write_report(
     the campaign's ``spec.goal`` in the Recommendation section."""
     results = load(results_dir)
     out = Path(out) if out else ResultsLayout(Path(results_dir)).report_dir
-    held = assess_limits(results.root, results.campaign, results.factors, results.trials)
+    held = assess_limits(results.campaign, results.factors, results.trials, results.records)
     opts = SectionOptions(out, aliased_interactions, not_enforced=held.flagged)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*opts.figures.glob("*.png"), *opts.figures.glob("*.svg")]:

@@ -15,6 +15,7 @@ from trainbed.analysis.reading.load import load
 from trainbed.analysis.reading.synthetic import SyntheticCampaign, write_results
 from trainbed.contract.cost import CostSpec
 from trainbed.contract.layout import ResultsLayout
+from trainbed.contract.trial import Resources, TrialSpec, Workload
 from trainbed.orchestrator.plan.parse import parse_campaign
 
 PRICES = {
@@ -28,14 +29,14 @@ PRICES = {
 
 def _write_trial(trial_dir: Path, *, energy_j: float | None, timestamps: bool = True) -> None:
     trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "trial.json").write_text(
-        json.dumps(
-            {
-                "resources": {"cpu": "1500m", "memory": "6Gi", "gpu": 1},
-                "workload": {"parallelism": 2},
-            }
-        )
+    spec = TrialSpec(
+        campaign="c",
+        trial_id=trial_dir.name,
+        seed=1,
+        resources=Resources(cpu="1500m", memory="6Gi", gpu=1),
+        workload=Workload(parallelism=2),
     )
+    (trial_dir / "trial.json").write_text(spec.model_dump_json())
     lines = [
         {"event": "start", "rank": 0, "time": "2026-01-01T10:00:00+00:00"},
         {"event": "start", "rank": 1, "time": "2026-01-01T10:00:30+00:00"},
@@ -99,7 +100,14 @@ def test_cost_is_a_response_of_the_loaded_trials_and_a_goal(tmp_path: Path) -> N
     results = load(root)
     for trial_id, cpu in zip(results.trials["trial_id"], results.trials["cpu"], strict=True):
         files = layout.trial(trial_id)
-        files.spec_file.write_text(json.dumps({"resources": {"cpu": cpu, "memory": "1Gi"}}))
+        spec = TrialSpec(
+            campaign="c",
+            trial_id=trial_id,
+            seed=1,
+            resources=Resources(cpu=cpu, memory="1Gi"),
+            workload=Workload(),
+        )
+        files.spec_file.write_text(spec.model_dump_json())
     trials = load(root).trials
     # no timestamps: each of the one rank's seconds is the wall time (synthetic: time = y)
     expected = trials["time"] * trials["cpu"].astype(float)

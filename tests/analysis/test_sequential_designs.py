@@ -154,7 +154,7 @@ def test_screening_fits_main_effects_only(tmp_path: Path) -> None:
         assert _q(fit, name)["aliases"] == "partially aliased with 45 2FIs (|r| = 0.33)"
     assert fit.df_resid == 24 - 12
     assert any(n.startswith("main effects only") for n in fit.notes)
-    assert results.campaign["spec"]["design"]["type"] == "screening"
+    assert results.campaign.spec.design.type == "screening"
     assert "the model fits main effects only" in screening_text(
         results.campaign, results.trials, names
     )

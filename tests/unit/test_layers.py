@@ -102,7 +102,11 @@ VIOLATIONS = [
         "kubernetes",
     ),
     ("orchestrator", "from kubernetes import config", "kubernetes"),
-    ("worker", "from trainbed.contract.campaign import Campaign", "trainbed.orchestrator"),
+    (
+        "worker",
+        "from trainbed.orchestrator.plan.parse import load_campaign",
+        "trainbed.orchestrator",
+    ),
     ("analysis", "from trainbed.worker.stopping import TargetTracker", "trainbed.worker"),
 ]
 

@@ -89,3 +89,35 @@ def api_error(message: str, status: int | None, *, kind_missing: bool = False) -
 class ResultsError(UserError):
     """A results directory that cannot be read: not one at all, or a required file or column
     missing. The message names the path (and the column)."""
+
+
+class RecordError(ValueError):
+    """A record file (``result.json``, ``trial.json``, ``campaign.yaml``) that exists but does
+    not hold what the contract says: torn, empty, or a field of the wrong type. ``str()`` is one
+    line naming the file, the field and what was wrong, so a reader can list it and go on.
+
+    A ``ValueError``, so callers that treat an unreadable record as absent keep doing so."""
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        self.path, self.field, self.problem = path, field, problem
+        where = f"field {field}: " if field else ""
+        super().__init__(f"{path}: {where}{problem}")
+
+    @classmethod
+    def from_validation(cls, path: str, error: Exception) -> RecordError:
+        """The first thing pydantic found wrong, in one line: the field's dotted path, the
+        message, and the value it got (cut short)."""
+        details = getattr(error, "errors", None)
+        if not callable(details):
+            return cls(path, "", " ".join(str(error).split()))
+        first = details(include_url=False)[0]
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        problem = str(first.get("msg", "invalid"))
+        if first.get("type") == "json_invalid":
+            ctx = str((first.get("ctx") or {}).get("error", ""))
+            empty = "EOF while parsing a value at line 1 column 0" in ctx
+            return cls(path, "", "empty file" if empty else f"not valid JSON ({ctx})")
+        if "input" in first and field:
+            shown = repr(first["input"])
+            problem += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
+        return cls(path, field, problem)

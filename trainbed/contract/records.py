@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trainbed.contract.errors import RecordError
 from trainbed.contract.host import HostInfo
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples, RankNoise
@@ -224,11 +225,22 @@ def write_result(trial_dir: Path, result: Result) -> Path:
 
 
 def read_result(trial_dir: Path) -> Result | None:
-    """The trial's result, or ``None`` when there is none yet (the trial is incomplete)."""
+    """The trial's result, or ``None`` when there is none yet (the trial is incomplete).
+
+    Read strictly: a number written as text, an object written as a string, an unknown status
+    is a :class:`RecordError` naming the field, not a value quietly coerced. The writers are
+    these models, so a record they wrote always reads back."""
     path = TrialLayout(trial_dir).result_file
-    if not path.exists():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    return Result.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise RecordError(str(path), "", f"unreadable ({err.strerror or err})") from None
+    try:
+        return Result.model_validate_json(text, strict=True)
+    except ValidationError as err:
+        raise RecordError.from_validation(str(path), err) from None
 
 
 def append_timestamp(
