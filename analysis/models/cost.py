@@ -20,6 +20,7 @@ import pandas as pd
 from trainbed.contract.cost import CostSpec, PodUsage, TrialCost, trial_cost
 from trainbed.contract.layout import ResultsLayout, TrialLayout
 from trainbed.contract.quantity import cpu_cores, memory_bytes
+from trainbed.contract.records import read_timestamps
 
 #: The response's column in the trials frame.
 COST = "cost"
@@ -65,20 +66,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    lines = []
-    for raw in text.splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue  # a torn last line of a killed run
-    return lines
-
-
 def priced_trial(trial_dir: Path, prices: CostSpec) -> TrialCost | None:
     """One trial's cost from its trial.json, timestamps.jsonl and result.json; None when it
     cannot be priced (no spec, no result, no run time)."""
@@ -92,7 +79,7 @@ def priced_trial(trial_dir: Path, prices: CostSpec) -> TrialCost | None:
     usage = pods(
         spec.get("resources") or {},
         ranks,
-        rank_seconds(_read_lines(files.timestamps_file)),
+        rank_seconds(read_timestamps(trial_dir)),
         float(wall) if wall is not None else None,
     )
     if usage is None:
