@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from trainbed.contract.env import COLLECTIVE_TIMEOUT_S
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples
@@ -104,7 +105,7 @@ class LocalExecutor:
         enforcer: Enforcer,
         *,
         python: str = sys.executable,
-        collective_timeout_s: float = 60.0,
+        collective_timeout_s: float = COLLECTIVE_TIMEOUT_S,
         network: HostNetwork | None = None,
         allow_unenforced: bool = False,
         gpus: GpuHost | None = None,

@@ -21,13 +21,12 @@ import dataclasses
 import logging
 from typing import Any
 
-from trainbed.contract.env import TRIAL_LABEL
+from trainbed.contract.env import INDEX_ANNOTATION, TRIAL_LABEL
 from trainbed.contract.errors import ClusterError
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.records import Result, amend_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.kube.adapter.api import KubeApi
-from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 
