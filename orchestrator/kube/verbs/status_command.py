@@ -139,9 +139,6 @@ def trial_record(
     for entry in status.in_flight:
         if entry.trial == trial:
             return {"trial": trial, "recorded": False, **entry.for_storage()}
-    legacy = ((obj.get("status") or {}).get("trials") or {}).get(trial)
-    if legacy:
-        return {"trial": trial, "recorded": bool(legacy.get("status")), **legacy}
     try:
         campaign = parse_campaign(
             {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
