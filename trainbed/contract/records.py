@@ -54,7 +54,8 @@ ITERATION_COLUMNS: tuple[str, ...] = ITERATION_BASE_COLUMNS + ITERATION_COMM_COL
 
 #: Stable TensorBoard scalar tags (rank 0 writes them, the step is the 1-based epoch).
 TB_TAGS: dict[str, str] = {
-    "accuracy per epoch": "validation accuracy after each epoch (seed 001's tag), fraction",
+    "accuracy per epoch": "validation accuracy after each epoch (the tag the Fashion-MNIST "
+    "2^(4-1) resource study reads), fraction",
     "train/loss": "mean training loss of the epoch over all ranks",
     "train/accuracy": "training accuracy of the epoch over all ranks, fraction",
     "val/loss": "validation loss after the epoch",
