@@ -5,9 +5,10 @@ the synthetic data set, one rank, ``--epochs`` epochs so that training dominates
 of train time per trial on a quiet machine), pilots it (``--iterations`` per design point),
 runs it, and compares each trial's predicted train time (``pilot.json``) with its measured one
 (``result.json``'s ``train_time_s``). Also printed, from the same pilot: a naive predictor that
-averages every pilot iteration including the first (what seed 002's model avoids), its error,
-and the ratio of the two errors (naive / model). The machine's load average is printed before,
-between and after, because on a shared machine it is the first thing to read. Last line::
+averages every pilot iteration including the first (what the iteration-time study's model
+avoids), its error, and the ratio of the two errors (naive / model). The machine's load average
+is printed before, between and after, because on a shared machine it is the first thing to
+read. Last line::
 
     pilot_prediction error_pct: X     (median |predicted - measured| / measured of train time)
 

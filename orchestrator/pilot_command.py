@@ -153,8 +153,9 @@ def run_pilot(
         campaign_wall_time_s=campaign_wall_time(predictions, parallel),
         notes=[
             "train_time_s = first iteration + (epochs x steps per epoch - 1) x TMiAvg "
-            "(seed 002); wall_time_s adds start-up, validation and epoch overhead; duration_s "
-            "adds the launch (process start, imports, calibration) the driver sees"
+            "(the iteration-time study's model); wall_time_s adds start-up, validation and "
+            "epoch overhead; duration_s adds the launch (process start, imports, calibration) "
+            "the driver sees"
         ],
     )
     write_pilot(layout.pilot_file, record)

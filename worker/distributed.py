@@ -15,7 +15,12 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from trainbed.contract.env import COLLECTIVE_TIMEOUT, RDZV_TIMEOUT
+from trainbed.contract.env import (
+    COLLECTIVE_TIMEOUT,
+    COLLECTIVE_TIMEOUT_S,
+    RDZV_TIMEOUT,
+    RDZV_TIMEOUT_S,
+)
 from trainbed.worker.rank_env import RankEnv
 
 
@@ -32,8 +37,8 @@ def _seconds(name: str, default: float) -> float:
 
 def init_group(env: RankEnv, backend: str) -> None:
     """Form the process group, retrying failed attempts until the rendezvous deadline."""
-    rdzv_timeout = _seconds(RDZV_TIMEOUT, 300.0)
-    collective = timedelta(seconds=_seconds(COLLECTIVE_TIMEOUT, 300.0))
+    rdzv_timeout = _seconds(RDZV_TIMEOUT, RDZV_TIMEOUT_S)
+    collective = timedelta(seconds=_seconds(COLLECTIVE_TIMEOUT, COLLECTIVE_TIMEOUT_S))
     deadline = time.monotonic() + rdzv_timeout
     delay = 0.5
     last: BaseException | None = None

@@ -6,7 +6,8 @@ always leaves a ``result.json``: ``succeeded``, ``terminated`` or ``failed`` wit
 Exit codes: 0 succeeded, 143 terminated, 1 failed, 2 a bad spec or environment.
 
 Environment it reads (besides the rank variables of :mod:`trainbed.worker.rank_env`):
-``TRAINBED_RDZV_TIMEOUT`` (s, default 300), ``TRAINBED_COLLECTIVE_TIMEOUT`` (s, default 300),
+``TRAINBED_RDZV_TIMEOUT`` and ``TRAINBED_COLLECTIVE_TIMEOUT`` (seconds; their defaults are
+:mod:`trainbed.contract.env`'s ``RDZV_TIMEOUT_S`` and ``COLLECTIVE_TIMEOUT_S``),
 ``TRAINBED_ENFORCEMENT`` (JSON recorded as ``result.enforcement``), ``TRAINBED_NODE_NAME`` (the
 Kubernetes node, recorded in ``result.noise``), ``TRAINBED_DATA`` and the mirror variables of
 :mod:`trainbed.worker.datasets`.

@@ -110,10 +110,6 @@ def build_model(
     return BUILDERS[name](channels, size, classes, batch_norm)
 
 
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def output_shape(model: nn.Module, channels: int, size: int) -> torch.Size:
     model.eval()
     with torch.no_grad():

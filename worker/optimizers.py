@@ -1,4 +1,5 @@
-"""The optimisers a workload can name (seed 003 compares five), built one way everywhere.
+"""The optimisers a workload can name (the CIFAR-10 data-loading study compares five), built one
+way everywhere.
 
 sgd and sgd-nesterov use momentum 0.9 (Nesterov needs momentum, and plain SGD without it is
 rarely what an experiment means); the adaptive methods keep torch's defaults apart from ``lr``.

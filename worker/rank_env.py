@@ -11,6 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trainbed.contract.env import (
+    DEFAULT_MASTER_PORT,
+    LOCAL_RANK_NAMES,
+    MASTER_ADDR_NAMES,
+    MASTER_PORT_NAMES,
+    RANK_NAMES,
+    WORLD_SIZE_NAMES,
+)
+
 
 class RankEnvError(ValueError):
     """The environment does not describe a valid place in a DDP world."""
@@ -46,12 +55,12 @@ def _int(env: Mapping[str, str], names: tuple[str, ...], default: int | None) ->
 
 def rank_env(env: Mapping[str, str], world_size_hint: int | None = None) -> RankEnv:
     """Read the rank environment; ``world_size_hint`` (the trial's parallelism) fills a gap."""
-    world = _int(env, ("WORLD_SIZE", "PET_WORLD_SIZE", "PET_NNODES"), world_size_hint)
+    world = _int(env, WORLD_SIZE_NAMES, world_size_hint)
     world = 1 if world is None else world
-    rank = _int(env, ("RANK", "PET_RANK", "PET_NODE_RANK", "JOB_COMPLETION_INDEX"), 0)
-    local = _int(env, ("LOCAL_RANK", "PET_LOCAL_RANK"), 0)
-    addr = env.get("MASTER_ADDR") or env.get("PET_MASTER_ADDR") or "127.0.0.1"
-    port = _int(env, ("MASTER_PORT", "PET_MASTER_PORT"), 29500)
+    rank = _int(env, RANK_NAMES, 0)
+    local = _int(env, LOCAL_RANK_NAMES, 0)
+    addr = next((env[n] for n in MASTER_ADDR_NAMES if env.get(n)), "127.0.0.1")
+    port = _int(env, MASTER_PORT_NAMES, DEFAULT_MASTER_PORT)
     assert rank is not None and local is not None and port is not None
     if world < 1:
         raise RankEnvError(f"world size must be at least 1, got {world}")

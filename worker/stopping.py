@@ -1,4 +1,5 @@
-"""Train-to-accuracy (seed 004): when has validation accuracy held the target long enough?
+"""Train-to-accuracy (the energy-to-accuracy study's rule): when has validation accuracy held
+the target long enough?
 
 Pure and stateful only in its counters, so the rule is unit-tested on crafted sequences.
 """

@@ -1,9 +1,10 @@
 """TensorBoard output of rank 0: the stable per-epoch scalars and the trial's hparams.
 
-Tags are :data:`trainbed.contract.records.TB_TAGS` (seed 001 reads "accuracy per epoch"), the step
-is the 1-based epoch. The hparams (factor levels as ``level/<name>`` plus the key workload and
-resource fields) go into the same ``tb/`` directory, so one run in TensorBoard's HParams view is
-one trial. Only rank 0 creates a writer; the other ranks get none and pay nothing.
+Tags are :data:`trainbed.contract.records.TB_TAGS` (the Fashion-MNIST 2^(4-1) resource study reads
+"accuracy per epoch"), the step is the 1-based epoch. The hparams (factor levels as ``level/<name>``
+plus the key workload and resource fields) go into the same ``tb/`` directory, so one run in
+TensorBoard's HParams view is one trial. Only rank 0 creates a writer; the other ranks get none and
+pay nothing.
 """
 
 from __future__ import annotations

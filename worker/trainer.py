@@ -1,14 +1,14 @@
 """One rank's training run: the epoch loop, evaluation, energy, and the result.
 
 It fixes what the seeds' testbed measured wrongly: every rank trains on its own shard
-(``DistributedSampler`` with ``set_epoch`` every epoch, indices recorded in ``shards/``), each
-epoch is timed on its own (never cumulatively), and the validation and test sets are evaluated
-whole, each sample once. It stops early once the accuracy target holds (seed 004) and uses torch's
-own model averagers for local SGD (seed 000's sync period). Whatever happens, :meth:`Trainer.run`
-or :meth:`Trainer.failed` produces the rank's :class:`~trainbed.contract.records.Result`, and the
-iterations and shards are written once, after training, never inside the hot loop. The setup
-(seeds, device, DDP, data, model) is :mod:`~trainbed.worker.run_setup`'s; energy and GPU power,
-:mod:`~trainbed.worker.energy_ledger`'s.
+(``DistributedSampler`` with ``set_epoch`` every epoch, indices recorded in ``shards/``), each epoch
+is timed on its own (never cumulatively), and the validation and test sets are evaluated whole, each
+sample once. It stops early once the accuracy target holds (the energy-to-accuracy study's rule) and
+uses torch's own model averagers for local SGD (the sync-period study's k). Whatever happens,
+:meth:`Trainer.run` or :meth:`Trainer.failed` produces the rank's
+:class:`~trainbed.contract.records.Result`, and the iterations and shards are written once, after
+training, never inside the hot loop. The setup (seeds, device, DDP, data, model) is
+:mod:`~trainbed.worker.run_setup`'s; energy and GPU power, :mod:`~trainbed.worker.energy_ledger`'s.
 """
 
 from __future__ import annotations

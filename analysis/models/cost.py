@@ -9,7 +9,6 @@ no cost (NaN), never a guess. :func:`rank_seconds` is pure; :func:`trial_costs` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +20,9 @@ import pandas as pd
 from trainbed.contract.campaign import Campaign
 from trainbed.contract.cost import CostSpec, PodUsage, TrialCost, trial_cost
 from trainbed.contract.errors import RecordError
-from trainbed.contract.layout import ResultsLayout, TrialLayout
+from trainbed.contract.layout import ResultsLayout
 from trainbed.contract.quantity import cpu_cores, memory_bytes
-from trainbed.contract.records import Result, read_result
+from trainbed.contract.records import Result, read_result, read_timestamps
 from trainbed.contract.trial import read_trial_spec
 
 #: The response's column in the trials frame.
@@ -63,27 +62,12 @@ def pods(
     return out
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    lines = []
-    for raw in text.splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue  # a torn last line of a killed run
-    return lines
-
-
 def priced_trial(
     trial_dir: Path, prices: CostSpec, result: Result | None = None
 ) -> TrialCost | None:
     """One trial's cost from its trial.json, timestamps.jsonl and result.json (``result`` when
     the caller has read it already); None when it cannot be priced (no spec, no result, no run
     time, or a record that does not read)."""
-    files = TrialLayout(trial_dir)
     try:
         spec = read_trial_spec(trial_dir)
         result = result if result is not None else read_result(trial_dir)
@@ -94,7 +78,7 @@ def priced_trial(
     usage = pods(
         spec.resources.model_dump(),
         int(result.world_size or spec.workload.parallelism or 1),
-        rank_seconds(_read_lines(files.timestamps_file)),
+        rank_seconds(read_timestamps(trial_dir)),
         result.wall_time_s,
     )
     if usage is None:

@@ -14,7 +14,6 @@ restored once they have exited, and ``execution.cooldown_s`` is waited before ea
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,14 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from trainbed.contract.env import COLLECTIVE_TIMEOUT_S
 from trainbed.contract.errors import UserError
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples
 from trainbed.contract.records import (
     Result,
+    amend_result,
+    append_timestamp,
     now_iso,
     read_result,
-    write_result,
+    read_timestamps,
 )
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
@@ -103,7 +105,7 @@ class LocalExecutor:
         enforcer: Enforcer,
         *,
         python: str = sys.executable,
-        collective_timeout_s: float = 60.0,
+        collective_timeout_s: float = COLLECTIVE_TIMEOUT_S,
         network: HostNetwork | None = None,
         allow_unenforced: bool = False,
         gpus: GpuHost | None = None,
@@ -342,9 +344,9 @@ class LocalExecutor:
             },
             extra={**trial.extra, **trial.contention()},
         )
-        result = outcome(trial.spec, read_result(trial.directory), seen)
         _complete_timestamps(trial.directory, {r.rank: r.exit_code for r in trial.ranks})
-        write_result(trial.directory, result)
+        result = amend_result(trial.directory, lambda worker: outcome(trial.spec, worker, seen))
+        assert result is not None, "outcome() always gives a result"
         del self.running[trial_id]
         return result
 
@@ -379,29 +381,11 @@ def _safe_read(directory: Path) -> Result | None:
 
 def _complete_timestamps(directory: Path, exit_codes: dict[int, int | None]) -> None:
     """Add a ``stop`` line for every rank that died before it could write its own."""
-    path = TrialLayout(directory).timestamps_file
-    stopped: set[int] = set()
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("event") == "stop":
-                stopped.add(int(event.get("rank", -1)))
-    missing = [r for r in exit_codes if r not in stopped]
-    if missing:
-        with open(path, "a", encoding="utf-8") as handle:
-            for rank in missing:
-                handle.write(
-                    json.dumps(
-                        {
-                            "event": "stop",
-                            "rank": rank,
-                            "time": now_iso(),
-                            "source": "executor",
-                            "exit_code": exit_codes[rank],
-                        }
-                    )
-                    + "\n"
-                )
+    stopped = {
+        int(line.get("rank", -1))
+        for line in read_timestamps(directory)
+        if line.get("event") == "stop"
+    }
+    for rank in exit_codes:
+        if rank not in stopped:
+            append_timestamp(directory, "stop", rank, source="executor", exit_code=exit_codes[rank])

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from trainbed.contract.env import MASTER_ADDR
 from trainbed.contract.quantity import bandwidth_bps, latency_s
 from trainbed.contract.trial import Resources
 
@@ -95,7 +96,7 @@ class NetworkPlan:
     def rank_env(self) -> dict[str, str]:
         """What every rank's environment adds: rank 0 by address, gloo (and tensorpipe) on eth0."""
         return {
-            "MASTER_ADDR": self.master_addr,
+            MASTER_ADDR: self.master_addr,
             "GLOO_SOCKET_IFNAME": DEVICE,
             "TP_SOCKET_IFNAME": DEVICE,
         }

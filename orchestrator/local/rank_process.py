@@ -20,7 +20,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainbed.contract.env import COLLECTIVE_TIMEOUT, ENFORCEMENT, RDZV_TIMEOUT, thread_variables
+from trainbed.contract.env import (
+    COLLECTIVE_TIMEOUT,
+    ENFORCEMENT,
+    JOB_COMPLETION_INDEX,
+    LOCAL_RANK,
+    MASTER_ADDR,
+    MASTER_PORT,
+    PET_PREFIX,
+    RANK,
+    RDZV_TIMEOUT,
+    RDZV_TIMEOUT_S,
+    WORLD_SIZE,
+    thread_variables,
+)
 from trainbed.orchestrator.local.limits import RankLimits
 
 _PR_SET_PDEATHSIG = 1
@@ -49,21 +62,23 @@ def rank_environment(
 ) -> dict[str, str]:
     """The environment of one rank: torchrun-style variables plus thread and limit settings;
     in a trial network, rank 0's address and the interface gloo uses (``network_env``)."""
-    env = {k: v for k, v in base.items() if not k.startswith("PET_")}
-    env.pop("JOB_COMPLETION_INDEX", None)
+    env = {k: v for k, v in base.items() if not k.startswith(PET_PREFIX)}
+    env.pop(JOB_COMPLETION_INDEX, None)
     env.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        PYTHONUNBUFFERED="1",
+        {
+            RANK: str(rank),
+            LOCAL_RANK: str(rank),
+            WORLD_SIZE: str(world_size),
+            MASTER_ADDR: "127.0.0.1",
+            MASTER_PORT: str(port),
+            "PYTHONUNBUFFERED": "1",
+        }
     )
     env.update(network_env or {})
     env.update(thread_variables(limits.threads))
     env[ENFORCEMENT] = json.dumps(enforcement, sort_keys=True)
     env.setdefault(COLLECTIVE_TIMEOUT, str(collective_timeout_s))
-    env.setdefault(RDZV_TIMEOUT, "120")
+    env.setdefault(RDZV_TIMEOUT, str(RDZV_TIMEOUT_S))
     return env
 
 

@@ -2,9 +2,9 @@
 
 ``trainbed pilot`` runs one short trial per distinct design point (the first run of the point in
 run order, capped at ``--iterations`` iterations by ``TrialSpec.pilot_iterations``). From each
-it measures seed 002's iteration model, the first iteration and TMiAvg (the mean of the remaining
-iterations), the validation time per epoch and the overheads around training, and predicts every
-trial of the campaign:
+it measures the iteration-time study's model, the first iteration and TMiAvg (the mean of the
+remaining iterations), the validation time per epoch and the overheads around training, and
+predicts every trial of the campaign:
 
 - ``train_time_s`` (the sum of epoch train times) = first + (epochs x steps per epoch - 1) x TMiAvg;
 - ``wall_time_s`` (the worker's clock) = start-up + train + epochs x (validation + epoch overhead);

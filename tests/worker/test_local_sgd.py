@@ -1,4 +1,4 @@
-"""Local SGD (seed 000's sync period) with two real gloo ranks: torch's averagers, whole-set
+"""Local SGD (the sync-period study's k) with two real gloo ranks: torch's averagers, whole-set
 evaluation by rank 0, and the timing columns still per iteration."""
 
 from __future__ import annotations

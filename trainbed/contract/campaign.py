@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from trainbed.contract.cost import CostSpec
-from trainbed.contract.env import API_VERSION
+from trainbed.contract.env import API_VERSION, DEFAULT_MASTER_PORT
 from trainbed.contract.goal import GoalSpec
 from trainbed.contract.layout import BLOCK_COLUMN, DESIGN_COLUMNS
 from trainbed.contract.responses import Response
@@ -195,7 +195,9 @@ class KubernetesSettings(_Strict):
     image: str = Field("trainbed:latest", description="Worker image.")
     results_pvc: str = Field("trainbed-results", description="PVC that holds results.")
     results_path: str = Field("/results", description="Where the PVC is mounted in pods.")
-    master_port: Annotated[int, Field(ge=1024, le=65535)] = Field(29500, description="DDP port.")
+    master_port: Annotated[int, Field(ge=1024, le=65535)] = Field(
+        DEFAULT_MASTER_PORT, description="DDP port."
+    )
     cleanup: Literal["keep", "delete"] = Field(
         "keep", description="What to do with a finished trial's Job and Service."
     )

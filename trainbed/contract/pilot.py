@@ -1,6 +1,6 @@
 """``pilot.json`` (contract): what ``trainbed pilot`` measured and what it predicts.
 
-The pilot runs each distinct design point for a few iterations, measures seed 002's iteration
+The pilot runs each distinct design point for a few iterations, measures the iteration-time study's
 model there (the first iteration, TMiAvg = the mean of the remaining ones, the validation time per
 epoch) and the start-up overhead around training, and predicts from them every trial's train time
 (``train_time_s``), its worker wall time (``wall_time_s``) and its duration as the driver sees it,
@@ -36,7 +36,7 @@ class PointMeasure(_Record):
     #: Iterations the pilot trained (rank 0), and a full epoch's iterations.
     iterations: int | None = None
     steps_per_epoch: int | None = None
-    #: Seed 002's model: the first iteration, and TMiAvg, the mean of the others.
+    #: The iteration-time study's model: the first iteration, and TMiAvg, the mean of the others.
     first_iteration_s: float | None = None
     tmi_avg_s: float | None = None
     #: Validation (with the test pass) per epoch, and what else each epoch costs beyond its

@@ -2,7 +2,8 @@
 the atomic writers and readers of result.json and timestamps.jsonl.
 
 The worker writes them, the executors fill in a result when the worker could not (an OOM kill, a
-timeout), and the analysis reads them. Where they go is :mod:`trainbed.contract.layout`.
+timeout) through :func:`amend_result`, the one writer after the worker, and the analysis reads
+them. Where they go is :mod:`trainbed.contract.layout`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +55,8 @@ ITERATION_COLUMNS: tuple[str, ...] = ITERATION_BASE_COLUMNS + ITERATION_COMM_COL
 
 #: Stable TensorBoard scalar tags (rank 0 writes them, the step is the 1-based epoch).
 TB_TAGS: dict[str, str] = {
-    "accuracy per epoch": "validation accuracy after each epoch (seed 001's tag), fraction",
+    "accuracy per epoch": "validation accuracy after each epoch (the tag the Fashion-MNIST "
+    "2^(4-1) resource study reads), fraction",
     "train/loss": "mean training loss of the epoch over all ranks",
     "train/accuracy": "training accuracy of the epoch over all ranks, fraction",
     "val/loss": "validation loss after the epoch",
@@ -255,3 +258,38 @@ def append_timestamp(
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def amend_result(trial_dir: Path, amend: Callable[[Result | None], Result | None]) -> Result | None:
+    """The one writer of ``result.json`` after the worker: reads the worker's result, hands it
+    to ``amend`` and writes what ``amend`` returns, atomically; returns that.
+
+    A missing, torn or invalid file reads as ``None`` (an unreadable result is not the worker's
+    word). Where ``amend`` returns ``None`` the file is left as it is.
+    """
+    try:
+        worker = read_result(trial_dir)
+    except (ValueError, OSError):  # pydantic's ValidationError is a ValueError
+        worker = None
+    result = amend(worker)
+    if result is not None:
+        write_result(trial_dir, result)
+    return result
+
+
+def read_timestamps(trial_dir: Path) -> list[dict[str, Any]]:
+    """The lines of ``timestamps.jsonl`` in order; a line that is not a JSON object (the torn
+    last line of a killed run) is skipped, and a missing file has none."""
+    try:
+        text = TrialLayout(trial_dir).timestamps_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    lines = []
+    for raw in text.splitlines():
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines

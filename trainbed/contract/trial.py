@@ -2,8 +2,8 @@
 
 ``spec.trial`` of a campaign file and the ``workload``/``resources`` keys of TRIAL.json are these
 models, so a campaign's defaults, a factor's dotted ``target`` and the worker all agree on one
-schema. They live in the worker package because the worker consumes them and must not import the
-orchestrator; the orchestrator's campaign spec builds on them.
+schema. They live in the contract (:mod:`trainbed.contract`), which the worker and the
+orchestrator both import and which imports neither; the campaign spec builds on them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class _Strict(BaseModel):
 
 
 class TargetAccuracy(_Strict):
-    """Train-to-accuracy (seed 004): stop once validation accuracy holds the threshold."""
+    """Train-to-accuracy (the energy-to-accuracy study's rule): stop once validation accuracy
+    holds the threshold."""
 
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         description="Validation accuracy to reach, as a fraction in (0, 1]."
@@ -83,8 +84,9 @@ class Workload(_Strict):
     sync_period: int | None = Field(
         None,
         description=(
-            "Local-SGD period k in iterations (seed 000): null is plain DDP (gradient all-reduce "
-            "every step), -1 averages the models only at the end, k>=1 averages every k steps."
+            "Local-SGD period k in iterations (the sync-period study's k): null is plain DDP "
+            "(gradient all-reduce every step), -1 averages the models only at the end, k>=1 "
+            "averages every k steps."
         ),
     )
     batch_norm: bool = Field(True, description="Use batch normalisation where the model has it.")

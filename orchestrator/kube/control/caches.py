@@ -11,10 +11,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from trainbed.contract.env import CAMPAIGN_LABEL, MANAGED_SELECTOR, TRIAL_LABEL
+from trainbed.contract.env import CAMPAIGN_LABEL, INDEX_ANNOTATION, MANAGED_SELECTOR, TRIAL_LABEL
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.adapter.informer import Changes, Informer, Obj
-from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
 
 
 def slim(obj: Obj) -> Obj:

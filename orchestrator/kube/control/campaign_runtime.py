@@ -48,8 +48,6 @@ class CampaignRuntime:
     written: CampaignStatus
     #: the status last computed (what ``run`` shows, written or not)
     view: CampaignStatus
-    #: the old format's ``status.trials`` is still there and is removed with the next write
-    migrate: bool = False
     last_sync: float = 0.0
     last_pvc_check: float = float("-inf")
     pvc: Any = None

@@ -9,9 +9,7 @@ their Jobs, and creating an existing trial is a no-op, so no Job is ever duplica
 Once a second at most, it makes new records durable, then (and only then) lets the executor
 clean up their trials, then writes the Campaign's bounded status
 (:class:`~trainbed.orchestrator.kube.objects.campaign_status.CampaignStatus`) when its value
-changed. A campaign recorded by the older format (every trial in ``status.trials``) is migrated
-once: its recorded trials are written to the records and the field is removed in the same status
-write.
+changed.
 
 Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.control.lease`)
 reconciles it, so a second controller in the namespace waits instead of writing beside the first,
@@ -196,9 +194,6 @@ class Controller:
             owner=owner,
         )
         recorded = store.load()
-        stored = obj.get("status") or {}
-        old = {t: e for t, e in (stored.get("trials") or {}).items() if (e or {}).get("status")}
-        migrated = {t: e for t, e in old.items() if t not in recorded}
         executor = KubernetesExecutor(
             campaign,
             self.api,
@@ -206,10 +201,9 @@ class Controller:
             namespace=self.namespace,
             owner=owner,
             trials=trials,
-            recorded={**recorded, **migrated},
+            recorded=recorded,
             results=results,
         )
-        executor.unflushed.update(migrated)  # written to the records with the first sync
         driver = Driver(
             trials=trials,
             executor=executor,
@@ -218,7 +212,7 @@ class Controller:
         )
         if runtime is not None:
             runtime.executor.close()
-        previous = CampaignStatus.from_storage(stored)
+        previous = CampaignStatus.from_storage(obj.get("status"))
         runtime = CampaignRuntime(
             generation,
             campaign,
@@ -228,10 +222,7 @@ class Controller:
             total=len(trials),
             written=previous,
             view=previous,
-            migrate="trials" in stored,
         )
-        if migrated or runtime.migrate:
-            log.info("%s: migrating %d recorded trials from status.trials", name, len(migrated))
         self.runtimes[name] = runtime
         self.invalid.pop(name, None)
         return runtime
@@ -299,11 +290,9 @@ class Controller:
                     raise
                 log.warning("%s: reading the results PVC failed: %s", runtime.campaign.name, err)
         runtime.view = runtime.status(done)
-        if runtime.view == runtime.written and not runtime.migrate:
+        if runtime.view == runtime.written:
             return
         body = runtime.view.for_storage()
-        if runtime.migrate:
-            body["trials"] = None  # the old format's per-trial map, now in the records
         try:
             self.api.patch_campaign_status(self.namespace, runtime.campaign.name, body)
         except ClusterError as err:
@@ -312,7 +301,6 @@ class Controller:
             log.warning("%s: writing the status failed: %s", runtime.campaign.name, err)
             return
         runtime.written = runtime.view
-        runtime.migrate = False
 
     def _durable(self) -> bool:
         """Every reconciled campaign's completion is written: records and status."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from trainbed.contract.campaign import Campaign
 from trainbed.contract.errors import ClusterError
-from trainbed.contract.records import Result, read_result, write_result
+from trainbed.contract.records import Result, amend_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.driver import Observation, Phase
 from trainbed.orchestrator.kube.adapter.api import KubeApi
@@ -197,16 +197,19 @@ class KubernetesExecutor:
             return _result(self.recorded[trial_id])
         job, pods = self.caches.trial(self.name, trial_id)
         assert job is not None and job_finished(job), f"{trial_id}: recorded once it finished"
-        worker = None
-        if self.results is not None:
-            try:
-                worker = read_result(self.results.trial_dir(trial_id))
-            except ValueError:
-                worker = None  # an unreadable result is not the worker's word
         seen = observation(job, pods, results_visible=self.results is not None)
+        spec = self.specs[trial_id]
         if self.results is None:
             self.seen[trial_id] = seen
-        result = outcome(self.specs[trial_id], worker, seen)
+            result = outcome(spec, None, seen)
+        else:
+            # as the local executor does: the worker's record, corrected by what the API saw
+            # (an OOM kill, a deadline), or the API's alone where the worker wrote none
+            amended = amend_result(
+                self.results.trial_dir(trial_id), lambda worker: outcome(spec, worker, seen)
+            )
+            assert amended is not None, "outcome() always gives a result"
+            result = amended
         entry = trial_status(job, pods, result)
         self.recorded[trial_id] = entry
         self.unflushed[trial_id] = entry
@@ -218,10 +221,6 @@ class KubernetesExecutor:
             self.failures.append(
                 Failure(trial_id, result.status, result.reason, entry.get("finished") or "")
             )
-        if self.results is not None:
-            # as the local executor does: the worker's record, corrected by what the API saw
-            # (an OOM kill, a deadline), or the API's alone where the worker wrote none
-            write_result(self.results.trial_dir(trial_id), result)
         return result
 
     def flushed(self, trial_ids: list[str]) -> None:

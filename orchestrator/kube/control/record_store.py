@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from trainbed.contract.env import CAMPAIGN_LABEL
+from trainbed.contract.env import CAMPAIGN_LABEL, COMPONENT_LABEL, RECORDS_COMPONENT
 from trainbed.contract.errors import ClusterError
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.objects.metadata import campaign_labels, object_metadata
@@ -32,9 +32,6 @@ from trainbed.orchestrator.kube.objects.metadata import campaign_labels, object_
 CHUNK = 250
 #: The longest reason a record keeps; result.json on the results volume keeps all of it.
 REASON_CHARS = 400
-#: ``app.kubernetes.io/component`` of the records ConfigMaps.
-COMPONENT = "records"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 
 Entry = dict[str, Any]
 
@@ -46,7 +43,7 @@ def chunk_name(campaign: str, index: int) -> str:
 
 def records_selector(campaign: str) -> str:
     """The label selector of a campaign's records ConfigMaps (``kubectl get cm -l ...``)."""
-    return f"{CAMPAIGN_LABEL}={campaign},{COMPONENT_LABEL}={COMPONENT}"
+    return f"{CAMPAIGN_LABEL}={campaign},{COMPONENT_LABEL}={RECORDS_COMPONENT}"
 
 
 def chunk_of(run_order: Iterable[str]) -> dict[str, int]:
@@ -89,7 +86,7 @@ def records_configmap(
     owner: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """A records chunk; owned by the Campaign, so deleting the Campaign deletes its records."""
-    labels = {**campaign_labels(campaign), COMPONENT_LABEL: COMPONENT}
+    labels = {**campaign_labels(campaign), COMPONENT_LABEL: RECORDS_COMPONENT}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

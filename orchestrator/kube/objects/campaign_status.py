@@ -188,8 +188,7 @@ class CampaignStatus:
         )
 
     def for_storage(self) -> dict[str, Any]:
-        """The stored form. Keys of an older format (``trials``) are not written: a merge
-        patch of this value plus ``{"trials": None}`` removes them."""
+        """The stored form."""
         blocked = self.blocked
         return {
             "phase": self.phase,

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from trainbed.contract.campaign import KIND, CampaignSpec
-from trainbed.contract.env import GROUP, PLURAL, VERSION
+from trainbed.contract.env import GROUP, MANAGER, NAME_LABEL, PART_OF_LABEL, PLURAL, VERSION
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
@@ -185,8 +185,8 @@ def campaign_crd() -> dict[str, Any]:
         "metadata": {
             "name": CRD_NAME,
             "labels": {
-                "app.kubernetes.io/name": "trainbed",
-                "app.kubernetes.io/part-of": "trainbed",
+                NAME_LABEL: MANAGER,
+                PART_OF_LABEL: MANAGER,
             },
         },
         "spec": {

@@ -21,11 +21,18 @@ from trainbed.contract.campaign import Campaign, KubernetesSettings
 from trainbed.contract.env import (
     CAMPAIGN_LABEL,
     COLLECTIVE_TIMEOUT,
+    COLLECTIVE_TIMEOUT_S,
     DATA,
     ENFORCEMENT,
+    INDEX_ANNOTATION,
+    MASTER_ADDR,
+    MASTER_PORT,
     NODE_NAME,
+    RANK,
     RDZV_TIMEOUT,
+    RDZV_TIMEOUT_S,
     TRIAL_LABEL,
+    WORLD_SIZE,
     thread_variables,
 )
 from trainbed.contract.layout import TrialLayout
@@ -49,18 +56,10 @@ SPEC_DIR = "/etc/trainbed"
 SPEC_FILE = TrialLayout(PurePosixPath(SPEC_DIR)).spec_file
 #: The worker container's name; the podFailurePolicy's exit-code rule refers to it.
 CONTAINER = "worker"
-#: The annotation an Indexed Job's pods carry their completion index in (the DDP rank).
-INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 #: Exit code of a container the kernel OOM-killed (SIGKILL); recorded as ``oom_killed``.
 OOM_EXIT_CODE = 137
 #: ``threads_for_cpu``'s cap when the node's core count is unknown: the CPU limit decides alone.
 _ANY_CORES = 1024
-#: Seconds a rank waits for the others at the rendezvous: the pods of a trial start together,
-#: but a busy node may take minutes to import torch in one of them.
-RDZV_TIMEOUT_S = 300
-#: Seconds a collective may wait for a peer: a rank whose peer's pod was deleted fails then,
-#: rather than waiting for the Job's deadline (a dead peer's closed connection ends it sooner).
-COLLECTIVE_TIMEOUT_S = 120
 
 
 # --- the trial -------------------------------------------------------------------------------
@@ -119,10 +118,10 @@ def worker_env(campaign: Campaign, trial: TrialSpec) -> list[dict]:
     root = campaign.spec.kubernetes.results_path.rstrip("/")
     index = f"metadata.annotations['{INDEX_ANNOTATION}']"
     return [
-        {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": index}}},
-        {"name": "WORLD_SIZE", "value": str(trial.workload.parallelism)},
-        {"name": "MASTER_ADDR", "value": master_addr(campaign.name, trial.trial_id)},
-        {"name": "MASTER_PORT", "value": str(campaign.spec.kubernetes.master_port)},
+        {"name": RANK, "valueFrom": {"fieldRef": {"fieldPath": index}}},
+        {"name": WORLD_SIZE, "value": str(trial.workload.parallelism)},
+        {"name": MASTER_ADDR, "value": master_addr(campaign.name, trial.trial_id)},
+        {"name": MASTER_PORT, "value": str(campaign.spec.kubernetes.master_port)},
         *({"name": k, "value": v} for k, v in thread_variables(threads).items()),
         {"name": DATA, "value": f"{root}/data"},
         {"name": ENFORCEMENT, "value": json.dumps(enforcement(trial), sort_keys=True)},

@@ -19,11 +19,15 @@ from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import (
     API_VERSION,
     CAMPAIGN_LABEL,
+    COMPONENT_LABEL,
+    INSTANCE_LABEL,
     LEVELS_ANNOTATION,
     MANAGED_BY,
     MANAGER,
+    NAME_LABEL,
     REPLICATE_LABEL,
     TRIAL_LABEL,
+    WORKER_COMPONENT,
     factor_annotation,
 )
 from trainbed.contract.layout import ResultsLayout
@@ -68,8 +72,8 @@ def trial_dir(campaign: Campaign, trial_id: str) -> str:
 def campaign_labels(campaign: str) -> dict[str, str]:
     """Labels every object of a campaign carries; ``trainbed.io/campaign`` selects them all."""
     return {
-        "app.kubernetes.io/name": "trainbed",
-        "app.kubernetes.io/instance": campaign,
+        NAME_LABEL: MANAGER,
+        INSTANCE_LABEL: campaign,
         MANAGED_BY: MANAGER,
         CAMPAIGN_LABEL: campaign,
     }
@@ -79,7 +83,7 @@ def trial_labels(trial: TrialSpec) -> dict[str, str]:
     """Labels of a trial's Job, pods, Service and ConfigMap (DESIGN: Kubernetes conventions)."""
     return {
         **campaign_labels(trial.campaign),
-        "app.kubernetes.io/component": "worker",
+        COMPONENT_LABEL: WORKER_COMPONENT,
         TRIAL_LABEL: trial.trial_id,
         REPLICATE_LABEL: str(trial.replicate),
     }

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainbed.contract.env import MANAGED_BY, MANAGER
+from trainbed.contract.env import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    NAME_LABEL,
+    READER_COMPONENT,
+    RESULTS_COMPONENT,
+)
 from trainbed.orchestrator.kube.objects.metadata import (
     campaign_labels,
     container_security_context,
@@ -39,8 +46,8 @@ def results_pvc(
     if storage_class is not None:
         spec["storageClassName"] = storage_class
     labels = {
-        "app.kubernetes.io/name": "trainbed",
-        "app.kubernetes.io/component": "results",
+        NAME_LABEL: MANAGER,
+        COMPONENT_LABEL: RESULTS_COMPONENT,
         MANAGED_BY: MANAGER,
     }
     return {
@@ -73,7 +80,7 @@ def reader_pod(
     workers' ``nodeSelector`` and ``tolerations`` (:func:`~.manifests.placement`): a volume
     bound on a tainted node (a local or hostPath PV) is only reachable from there.
     """
-    labels = {**campaign_labels(campaign_name), "app.kubernetes.io/component": "reader"}
+    labels = {**campaign_labels(campaign_name), COMPONENT_LABEL: READER_COMPONENT}
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainbed.contract.env import INDEX_ANNOTATION
 from trainbed.contract.records import Result
-from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
 from trainbed.orchestrator.outcome import OOM_EXIT_CODE, TrialObservation
 
 FINAL = ("Complete", "Failed")

@@ -21,13 +21,12 @@ import dataclasses
 import logging
 from typing import Any
 
-from trainbed.contract.env import TRIAL_LABEL
+from trainbed.contract.env import INDEX_ANNOTATION, TRIAL_LABEL
 from trainbed.contract.errors import ClusterError
 from trainbed.contract.layout import TrialLayout
-from trainbed.contract.records import Result, read_result, write_result
+from trainbed.contract.records import Result, amend_result
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.kube.adapter.api import KubeApi
-from trainbed.orchestrator.kube.objects.manifests import INDEX_ANNOTATION
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 
@@ -80,13 +79,14 @@ def settle(
         if trial_id not in seen and trial_id not in records and not directory.exists():
             continue  # never started
         results.write_trial(spec)
-        try:
-            worker = read_result(directory)
-        except ValueError:
-            worker = None  # a torn or foreign file is not the worker's word
-        result = settled_result(spec, worker, seen.get(trial_id), records.get(trial_id))
+        # a torn or foreign file is not the worker's word: amend_result reads it as None
+        result = amend_result(
+            directory,
+            lambda worker, spec=spec, trial_id=trial_id: settled_result(
+                spec, worker, seen.get(trial_id), records.get(trial_id)
+            ),
+        )
         if result is not None:
-            write_result(directory, result)
             rewritten += 1
     return rewritten
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from trainbed.contract.campaign import Campaign, KubernetesSettings
-from trainbed.contract.env import campaign_selector
+from trainbed.contract.env import INDEX_ANNOTATION, campaign_selector
 from trainbed.contract.errors import ClusterError, UserError
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
@@ -71,8 +71,7 @@ def logs(
     ranked = [
         p
         for p in pods
-        if (p["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
-        == str(rank)
+        if (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == str(rank)
     ]
     if not ranked:
         raise UserError(f"no pod of rank {rank} for trial {trial} of campaign {name}")

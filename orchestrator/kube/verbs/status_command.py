@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from trainbed.contract.env import COMPONENT_LABEL, CONTROLLER_COMPONENT
 from trainbed.contract.errors import UserError
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.control.record_store import RecordStore
@@ -55,7 +56,8 @@ def diagnosis(obj: dict[str, Any], now: float | None = None) -> str:
     if status.heartbeat and now - _ts(status.heartbeat, now) > STALE_HEARTBEAT_S:
         return (
             f"the controller last looked at this campaign {now - _ts(status.heartbeat, now):.0f} s "
-            "ago: is it still running? (kubectl get pods -l app.kubernetes.io/component=controller)"
+            "ago: is it still running? "
+            f"(kubectl get pods -l {COMPONENT_LABEL}={CONTROLLER_COMPONENT})"
         )
     if status.observed_generation is not None and status.observed_generation < generation:
         return f"the controller has not seen generation {generation} of the spec yet"
@@ -137,9 +139,6 @@ def trial_record(
     for entry in status.in_flight:
         if entry.trial == trial:
             return {"trial": trial, "recorded": False, **entry.for_storage()}
-    legacy = ((obj.get("status") or {}).get("trials") or {}).get(trial)
-    if legacy:
-        return {"trial": trial, "recorded": bool(legacy.get("status")), **legacy}
     try:
         campaign = parse_campaign(
             {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
