@@ -2,7 +2,7 @@
 
 The pilot (``pilot.json``, :mod:`trainbed.contract.pilot`) predicted each trial's train time
 (``train_time_s``, the sum of epoch train times) and its worker wall time (``wall_time_s``) from
-seed 002's iteration model. After the campaign this sets each prediction beside what the trial
+the iteration-time study's model. After the campaign this sets each prediction beside what the trial
 measured, with the error in % of the measured value, and the campaign's wall time beside the
 span its trials took. A trial that stopped at its accuracy target before its epoch budget was
 predicted for the whole budget: its row says so, and it stays out of the error summary. Pure.

@@ -1,14 +1,15 @@
-"""Derived responses the seeds computed by hand. Pure functions of the loaded frames.
+"""Derived responses the studies trainbed grew from computed by hand. Pure functions of the
+loaded frames.
 
-- seed 000: train time as the sum of per-epoch durations; accuracy per second ("bang for the
-  buck"), ranked;
-- seed 000/004: time-to-accuracy at thresholds the user gives (the worker's time-to-accuracy
-  clock at the first epoch whose validation accuracy reaches the threshold), censored (NaN,
-  flagged) when never reached, not zero;
-- seed 003: the share of step time spent waiting for data vs computing;
-- seed 002: beta = (first iteration + validation time) / (time of the remaining iterations),
-  TMiAvg = mean time of the remaining iterations, and three early estimates of TMiAvg (the 2nd
-  iteration, the mean of iterations 2-6 and of 2-11) with each one's % error.
+- the sync-period study: train time as the sum of per-epoch durations; accuracy per second
+  ("bang for the buck"), ranked;
+- the sync-period and energy-to-accuracy studies: time-to-accuracy at thresholds the user gives
+  (the worker's time-to-accuracy clock at the first epoch whose validation accuracy reaches the
+  threshold), censored (NaN, flagged) when never reached, not zero;
+- the CIFAR-10 data-loading study: the share of step time spent waiting for data vs computing;
+- the iteration-time study: beta = (first iteration + validation time) / (time of the remaining
+  iterations), TMiAvg = mean time of the remaining iterations, and three early estimates of
+  TMiAvg (the 2nd iteration, the mean of iterations 2-6 and of 2-11) with each one's % error.
 """
 
 from __future__ import annotations

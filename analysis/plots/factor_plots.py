@@ -1,4 +1,5 @@
-"""Main-effect and interaction plots (seed 001), on one y-scale per response.
+"""Main-effect and interaction plots (the Fashion-MNIST 2^(4-1) resource study), on one
+y-scale per response.
 
 A reader compares panels by eye, so every panel of a response shares one y-range: a flat,
 non-significant interaction then looks flat next to a real one. Levels are the ones written in

@@ -112,7 +112,8 @@ def residuals(fit: Fit, directory: Path) -> str | None:
 
 
 def correlation(trials: pd.DataFrame, columns: list[str], directory: Path) -> str | None:
-    """Pearson correlations of the coded factors and the responses (seed 000's heatmap)."""
+    """Pearson correlations of the coded factors and the responses (the sync-period study's
+    heatmap)."""
     numeric = trials[columns].apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
     numeric = numeric.loc[:, numeric.nunique() > 1]
     if numeric.shape[1] < 2:

@@ -1,4 +1,5 @@
-"""Per-run figures: learning curves (seed 000) and time-to-accuracy bars (seed 004).
+"""Per-run figures: learning curves (the sync-period study) and
+time-to-accuracy bars (the energy-to-accuracy study).
 
 Both show what each run did rather than an average that hides runs:
 

@@ -12,8 +12,8 @@ scalars. A damaged file is a ``CorruptEventFileWarning`` naming the file, never 
 
 Protobuf alone would not catch a flipped bit inside a float, which is why the checksums are read.
 ``read_campaign_scalars`` reads a whole campaign's files in one pass. tbparse
-(``SummaryReader``) is there for compatibility with notebooks like seed 001's; it is
-slower because it builds TensorBoard's event accumulators.
+(``SummaryReader``) is there for compatibility with the Fashion-MNIST resource study's
+notebook; it is slower because it builds TensorBoard's event accumulators.
 """
 
 from __future__ import annotations

@@ -279,7 +279,7 @@ def _prediction_table(
     md = [
         "\n## Predicted against measured\n\n",
         f"The pilot (`{path.name}`, {pilot.iterations} iterations per design point) predicted "
-        "each trial's train time from seed 002's iteration model (first iteration + the rest "
+        "each trial's train time from the iteration-time study's model (first iteration + the rest "
         "at TMiAvg) and its wall time with start-up and validation (`prediction.csv`; error = "
         "(predicted - measured) / measured).\n\n",
         f"Median |error|: train time {_pct(train_error)}, wall time {_pct(wall_error)}.",

@@ -187,7 +187,8 @@ def _derived(results: Results, out: Path) -> str:
     model = iteration_model(results.iterations, validation)
     tables.write(out, "iteration_model", model)
     return text + (
-        "\nIteration-time model (seed 002): β = (first iteration + validation) / rest "
+        "\nIteration-time model (the iteration-time study): β = (first iteration + validation) "
+        "/ rest "
         "(unitless), TMiAvg and its early estimates in seconds (`iteration_model.csv`):\n\n"
         + tables.markdown(model)
     )
