@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from trainbed.contract.errors import RecordError
 from trainbed.contract.host import HostInfo
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples, RankNoise
+from trainbed.contract.record_file import read_model
 
 RESULT_SCHEMA = "trainbed.io/result/v1"
 
@@ -233,17 +233,7 @@ def read_result(trial_dir: Path) -> Result | None:
     Read strictly: a number written as text, an object written as a string, an unknown status
     is a :class:`RecordError` naming the field, not a value quietly coerced. The writers are
     these models, so a record they wrote always reads back."""
-    path = TrialLayout(trial_dir).result_file
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise RecordError(str(path), "", f"unreadable ({err.strerror or err})") from None
-    try:
-        return Result.model_validate_json(text, strict=True)
-    except ValidationError as err:
-        raise RecordError.from_validation(str(path), err) from None
+    return read_model(TrialLayout(trial_dir).result_file, Result, strict=True)
 
 
 def append_timestamp(

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trainbed.contract.errors import RecordError
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.quantity import bandwidth_bps, latency_s, parse_quantity
+from trainbed.contract.record_file import read_model
 
 Dataset = Literal["mnist", "fashion-mnist", "cifar10", "digits", "synthetic"]
 Model = Literal[
@@ -212,14 +212,4 @@ class TrialSpec(_Strict):
 def read_trial_spec(trial_dir: Path) -> TrialSpec | None:
     """The trial's ``trial.json`` as run, or ``None`` where there is none; a file that is not
     a trial spec is a :class:`RecordError` naming the field."""
-    path = TrialLayout(trial_dir).spec_file
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise RecordError(str(path), "", f"unreadable ({err.strerror or err})") from None
-    try:
-        return TrialSpec.model_validate_json(text)
-    except ValidationError as err:
-        raise RecordError.from_validation(str(path), err) from None
+    return read_model(TrialLayout(trial_dir).spec_file, TrialSpec)
