@@ -18,6 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -36,6 +37,21 @@ def learning_curves(
     return None if fig is None else save(fig, directory, "learning_curves")
 
 
+def _curves(merged: pd.DataFrame, column: str) -> dict[str, tuple[np.ndarray, str]]:
+    """Each trial's (epoch, accuracy) points in epoch order, and its line style (dashed: the
+    trial did not succeed), split in one pass rather than one group at a time."""
+    ordered = merged.sort_values(["trial_id", "epoch"], kind="stable")
+    ids = ordered["trial_id"].to_numpy()
+    xy = ordered[["epoch", column]].to_numpy(dtype=float)
+    ok = (ordered["status"] == "succeeded").to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    bounds = [*starts[1:], len(ids)]
+    return {
+        str(ids[a]): (xy[a:b], "-" if ok[a:b].all() else "--")
+        for a, b in zip(starts, bounds, strict=True)
+    }
+
+
 def learning_curves_figure(
     epochs: pd.DataFrame, trials: pd.DataFrame, names: list[str]
 ) -> Figure | None:
@@ -47,26 +63,33 @@ def learning_curves_figure(
     merged = epochs[["trial_id", "epoch", column]].dropna().merge(trials[keep], on="trial_id")
     if merged.empty:
         return None
+    curves = _curves(merged, column)
     fig, axes = grid(len(names), 3.4, 2.8, columns=4, sharey=True)
     for ax, name in zip(axes, names, strict=True):
         handles = []
         for i, (code, text) in enumerate(level_labels(trials, name).items()):
             runs = merged[merged[coded_column(name)] == code]
             colour = f"C{i}"
-            last_epochs = []
-            for _, run in runs.groupby("trial_id"):
-                run = run.sort_values("epoch")
-                style = "-" if (run["status"] == "succeeded").all() else "--"
-                x, y = run["epoch"].to_numpy(), run[column].to_numpy()
-                ax.plot(x, y, ls=style, color=colour, alpha=0.45, lw=1)
-                ax.plot(x[-1:], y[-1:], "o", color=colour, ms=4, alpha=0.8)
-                last_epochs.append(int(x[-1]))
+            mine = [curves[t] for t in runs["trial_id"].unique()]
+            last_epochs = [int(xy[-1, 0]) for xy, _ in mine]
+            # one artist per style, not one per run: a campaign of thousands of trials draws
+            # (and lays out) in the time of a few lines, and looks the same
+            for style in ("-", "--"):
+                segments = [xy for xy, s in mine if s == style]
+                if segments:
+                    ax.add_collection(
+                        LineCollection(segments, colors=colour, linestyles=style, alpha=0.45, lw=1)
+                    )
+            if mine:
+                end = np.array([xy[-1] for xy, _ in mine])
+                ax.plot(end[:, 0], end[:, 1], "o", color=colour, ms=4, alpha=0.8, ls="none")
             if last_epochs:
                 common = min(last_epochs)
                 shared = runs[runs["epoch"] <= common].groupby("epoch")[column].mean()
                 ax.plot(shared.index, shared.to_numpy(), color=colour, lw=2.2, marker="s", ms=5)
             count = runs["trial_id"].nunique()
             handles.append(Line2D([], [], color=colour, lw=2.2, label=f"{text} ({count} runs)"))
+        ax.autoscale_view()
         ax.set_title(f"by {name}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
