@@ -253,8 +253,9 @@ def test_learning_curves_keep_level_order_and_every_run() -> None:
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["500m (2 runs)", "1 (2 runs)"]
-    thin = [ln for ln in ax.get_lines() if ln.get_linewidth() == 1]
+    thin = [path for c in ax.collections for path in c.get_segments()]
     assert len(thin) == 4, "every trial drawn, the one that stopped at epoch 1 too"
+    assert sorted(len(path) for path in thin) == [1, 3, 3, 3]
     thick = [ln.get_xdata().tolist() for ln in ax.get_lines() if ln.get_linewidth() > 2]
     assert thick == [[1], [1, 2, 3]], "500m's mean stops where its shortest run stopped"
     assert ax.get_ylabel() == "validation accuracy (fraction)"
