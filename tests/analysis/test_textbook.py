@@ -136,7 +136,10 @@ def test_fit_api_returns_the_report_tables_for_a_results_directory(tmp_path: Pat
         "apiVersion": "trainbed.io/v1alpha1",
         "kind": "Campaign",
         "metadata": {"name": "jain"},
-        "spec": {"factors": _factors("AB"), "responses": ["time"]},
+        "spec": {
+            "factors": [{**f, "target": f"workload.{f['name']}"} for f in _factors("AB")],
+            "responses": ["time"],
+        },
     }
     (root / "campaign.yaml").write_text(yaml.safe_dump(campaign))
     design = frame[["trial_id", "run_order"]].assign(replicate=1)
