@@ -62,6 +62,7 @@ CASES = {
         "not valid JSON",
     ),
     "an empty file": (lambda p: p.write_text(""), "", "empty file"),
+    "bytes that are not text": (lambda p: p.write_bytes(b"\xff\xfe\x00{"), "", "not UTF-8 text"),
 }
 
 

@@ -20,6 +20,8 @@ def read_model(path: Path, model: type[M], *, strict: bool = False) -> M | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise RecordError(str(path), "", "not UTF-8 text") from None
     except OSError as err:
         raise RecordError(str(path), "", f"unreadable ({err.strerror or err})") from None
     try:
