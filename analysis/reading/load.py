@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from trainbed.analysis.models.cost import COST, trial_costs
 from trainbed.analysis.reading.tbevents import read_campaign_scalars, read_trial_scalars
 from trainbed.contract.campaign import Campaign
-from trainbed.contract.errors import RecordError, ResultsError
+from trainbed.contract.errors import RecordError, ResultsError, record_problem
 from trainbed.contract.layout import (
     BLOCK_COLUMN,
     CAMPAIGN_FILE,
@@ -74,8 +74,7 @@ class Unreadable:
     problem: str
 
     def line(self) -> str:
-        where = f"field {self.field}: " if self.field else ""
-        return f"trial {self.trial_id}: {self.file}: {where}{self.problem}"
+        return f"trial {self.trial_id}: {self.file}: {record_problem(self.field, self.problem)}"
 
 
 @dataclass
@@ -125,12 +124,11 @@ def _known_responses(spec_file: Path, data: dict[str, Any], notes: list[str]) ->
                     f"({', '.join(RESPONSE_NAMES)}); left out"
                 )
         kept = [name for name in listed if name in RESPONSE_NAMES]
-        if key == "tradeoff" and len(kept) < 2:
+        # too few left: no trade-off, or the default responses
+        if len(kept) < (2 if key == "tradeoff" else 1):
             spec.pop(key)
-        elif kept or key == "tradeoff":
-            spec[key] = kept
         else:
-            spec.pop(key)  # none left: the default responses
+            spec[key] = kept
 
 
 def read_campaign(spec_file: Path, notes: list[str]) -> Campaign:

@@ -7,6 +7,8 @@ setting that is accepted but ignored is a warning, never silence.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class TrainbedError(Exception):
     """Base of every error trainbed raises on purpose."""
@@ -91,6 +93,12 @@ class ResultsError(UserError):
     missing. The message names the path (and the column)."""
 
 
+def record_problem(field: str, problem: str) -> str:
+    """``field F: problem`` (or the problem alone, for the file as a whole): how a bad record's
+    field is named, in :class:`RecordError` and wherever a reader lists one."""
+    return f"field {field}: {problem}" if field else problem
+
+
 class RecordError(ValueError):
     """A record file (``result.json``, ``trial.json``, ``campaign.yaml``) that exists but does
     not hold what the contract says: torn, empty, or a field of the wrong type. ``str()`` is one
@@ -100,17 +108,13 @@ class RecordError(ValueError):
 
     def __init__(self, path: str, field: str, problem: str) -> None:
         self.path, self.field, self.problem = path, field, problem
-        where = f"field {field}: " if field else ""
-        super().__init__(f"{path}: {where}{problem}")
+        super().__init__(f"{path}: {record_problem(field, problem)}")
 
     @classmethod
-    def from_validation(cls, path: str, error: Exception) -> RecordError:
+    def from_validation(cls, path: str, error: ValidationError) -> RecordError:
         """The first thing pydantic found wrong, in one line: the field's dotted path, the
         message, and the value it got (cut short)."""
-        details = getattr(error, "errors", None)
-        if not callable(details):
-            return cls(path, "", " ".join(str(error).split()))
-        first = details(include_url=False)[0]
+        first = error.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first.get("loc", ()))
         problem = str(first.get("msg", "invalid"))
         if first.get("type") == "json_invalid":

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainbed.contract.errors import RecordError
 from trainbed.contract.host import HostInfo
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.noise import LoadSamples, RankNoise
@@ -259,7 +260,7 @@ def amend_result(trial_dir: Path, amend: Callable[[Result | None], Result | None
     """
     try:
         worker = read_result(trial_dir)
-    except (ValueError, OSError):  # pydantic's ValidationError is a ValueError
+    except RecordError:
         worker = None
     result = amend(worker)
     if result is not None:
