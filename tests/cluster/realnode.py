@@ -75,6 +75,7 @@ def up(cluster: launcher.Cluster) -> None:
     if alive(state) and _node_ready(cluster):
         return
     teardown(state)
+    _reclaim_left_behind(state)
     preflight()
     started = time.time()
     paths = {**realnode_build.build_all(), "runc": shutil.which("runc")}
@@ -88,6 +89,23 @@ def up(cluster: launcher.Cluster) -> None:
         teardown(state)
         raise
     _log(f"node {NODE_NAME} Ready in {time.time() - started:.1f} s")
+
+
+def _reclaim_left_behind(state: Path) -> None:
+    """Tear down the node of another state dir when none of its processes runs any more.
+
+    A run that was killed (a CI job cut off, a session ended) never reached ``down``: its
+    owner mark, bridge, rules and cgroups stay, and would refuse every later node on this
+    machine. A node with any process still running is left to ``claim``, which refuses it.
+    """
+    other = realnode_host.owner()
+    if other is None or other == state or not _dir(other).exists():
+        return
+    with launcher._locked(launcher._lock_path(other)):  # not while its own up is under way
+        if any(launcher._alive(pid) for pid in launcher._pids(other, PROCESSES).values()):
+            return
+        _log(f"the node of {other} was left behind (none of its processes runs): tearing it down")
+        teardown(other)
 
 
 def _start(cluster: launcher.Cluster, root: Path, paths: dict) -> None:

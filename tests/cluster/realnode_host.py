@@ -66,15 +66,22 @@ def _top_cgroups() -> list[str]:
     return sorted(str(p.relative_to(host.CGROUP_ROOT)) for p in host.CGROUP_ROOT.glob("*/*"))
 
 
+def owner() -> Path | None:
+    """The state dir whose node holds this machine's real-node slot, or None."""
+    try:
+        return Path(OWNER.read_text().strip())
+    except OSError:
+        return None
+
+
 def claim(state: Path, root: Path) -> None:
     """Record the host as it is, and mark this state dir as the owner of the machine's node."""
-    with contextlib.suppress(OSError):
-        other = Path(OWNER.read_text().strip())
-        if other != state and (other / "realnode").exists():
-            raise host.HostError(
-                f"a real node is already up for {other}: "
-                f"TRAINBED_CLUSTER_DIR={other} scripts/cluster down first"
-            )
+    other = owner()
+    if other is not None and other != state and (other / "realnode").exists():
+        raise host.HostError(
+            f"a real node is already up for {other}: "
+            f"TRAINBED_CLUSTER_DIR={other} scripts/cluster down first"
+        )
     if BRIDGE in host.links():
         raise host.HostError(f"link {BRIDGE} exists: another real node (or a leftover) holds it")
     record = {

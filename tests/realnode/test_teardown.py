@@ -4,6 +4,8 @@ iptables chain or rule, cgroup, or fixed path of the kubelet and containerd."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -97,3 +99,34 @@ def test_down_leaves_nothing_behind() -> None:
         assert after[key] - before[key] == set(), f"{key} left behind"
         if key in ("processes", "paths"):
             assert before[key] - after[key] == set(), f"{key} gone that were there before"
+
+
+def _snapshot(state: Path) -> dict[str, set[str]]:
+    return _node_things({**host.snapshot(realnode_host.HOST_PATHS), "rules": _rules()}, state)
+
+
+def test_a_node_left_by_a_killed_run_is_torn_down_by_the_next() -> None:
+    """A run killed before ``down`` (a CI job cut off) leaves its owner mark, bridge and rules:
+    the next ``up`` on this machine tears that node down instead of refusing, and ``down``
+    then leaves nothing of either behind."""
+    reason = cannot_host() or stop_session_node()
+    if reason:
+        pytest.skip(reason)
+    killed = Path(tempfile.mkdtemp(prefix="rn-killed-", dir="/tmp"))
+    state = Path(tempfile.mkdtemp(prefix="rn-next-", dir="/tmp"))
+    before = _snapshot(state)
+    try:
+        launcher.up(nodes=1, state=killed, real_node=True)
+        names = (*launcher.COMPONENTS, *realnode.PROCESSES)
+        for pid in launcher._pids(killed, names).values():
+            os.kill(pid, signal.SIGKILL)  # the whole run, as a cut-off job loses it
+        assert realnode_host.owner() == killed
+        launcher.up(nodes=1, state=state, real_node=True)
+        assert realnode_host.owner() == state
+        assert not (killed / "realnode").exists(), "the left-behind node was not torn down"
+    finally:
+        launcher.down(state)
+        launcher.down(killed)
+    after = _snapshot(state)
+    for key in before:
+        assert after[key] - before[key] == set(), f"{key} left behind"
