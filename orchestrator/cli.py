@@ -21,6 +21,7 @@ from trainbed.orchestrator.cli_common import (
     AnalyzeOption,
     GoalOption,
     ParallelOption,
+    QueueOption,
     app,
     console,
     friendly,
@@ -80,6 +81,7 @@ def run(
         str | None,
         typer.Option("--namespace", "-n", help=f"{NAMESPACE_HELP} (kubernetes backend)"),
     ] = None,
+    queue: QueueOption = None,
     analyze: AnalyzeOption = True,
     allow_unenforced: AllowUnenforcedOption = False,
 ) -> None:
@@ -93,6 +95,7 @@ def run(
         resume=resume,
         parallel=parallel,
         namespace=namespace,
+        queue=queue,
         analyze=analyze,
         console=console,
         allow_unenforced=allow_unenforced,

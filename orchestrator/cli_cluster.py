@@ -12,6 +12,7 @@ import typer
 from trainbed.orchestrator.cli_common import (
     NAMESPACE_DEFAULT,
     NamespaceOption,
+    QueueOption,
     app,
     console,
     friendly,
@@ -24,11 +25,12 @@ from trainbed.orchestrator.cli_common import (
 def submit(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
     namespace: NamespaceOption = None,
+    queue: QueueOption = None,
 ) -> None:
     """Create (or update) the Campaign resource in the cluster."""
     from trainbed.orchestrator.kube.verbs.commands import submit as _submit
 
-    _submit(user_path(file), namespace=namespace, console=console)
+    _submit(user_path(file), namespace=namespace, queue=queue, console=console)
 
 
 @app.command()

@@ -32,6 +32,15 @@ NAMESPACE_HELP = f"Namespace; {NAMESPACE_DEFAULT}"
 
 # The options several verbs share, declared once so that their flags and help never drift apart.
 NamespaceOption = Annotated[str | None, typer.Option("--namespace", "-n", help=NAMESPACE_HELP)]
+#: ``spec.kubernetes.queue`` from the command line: the Kueue LocalQueue that admits each trial.
+QueueOption = Annotated[
+    str | None,
+    typer.Option(
+        "--queue",
+        help="Kueue LocalQueue that admits each trial (kubernetes backend); overrides "
+        "spec.kubernetes.queue.",
+    ),
+]
 ParallelOption = Annotated[
     int, typer.Option(help="Trials at once (local); >1 confounds timing responses.")
 ]

@@ -83,6 +83,7 @@ def run_campaign(
     resume: bool = False,
     parallel: int = 1,
     namespace: str | None = None,
+    queue: str | None = None,
     analyze: bool = True,
     console: Console | None = None,
     allow_unenforced: bool = False,
@@ -91,12 +92,14 @@ def run_campaign(
     if backend == "kubernetes":
         from trainbed.orchestrator.kube.verbs.commands import run_on_cluster
 
-        collected = run_on_cluster(file, namespace=namespace, out=out, console=console)
+        collected = run_on_cluster(file, namespace=namespace, queue=queue, out=out, console=console)
         if collected is not None and analyze:
             _analyse(console, collected)
         return 0
     if backend != "local":
         raise UserError(f"--backend: must be local or kubernetes, got {backend!r}")
+    if queue is not None:
+        raise UserError("--queue: only the kubernetes backend queues trials (Kueue)")
     if parallel < 1:
         raise UserError("--parallel: must be at least 1")
     campaign = load_campaign(file)

@@ -44,8 +44,12 @@ def parse_campaign(data: Any, source: str | None = None) -> Campaign:
     return campaign
 
 
-def load_campaign(path: Path) -> Campaign:
-    """Read and validate a campaign file (the one adapter in the plan package)."""
+def load_campaign(path: Path, *, kubernetes: dict[str, Any] | None = None) -> Campaign:
+    """Read and validate a campaign file (the one adapter in the plan package).
+
+    ``kubernetes``: command-line settings (``--queue``) that replace those of
+    ``spec.kubernetes`` before validation, so a bad one is named like a bad line of the file.
+    """
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -60,4 +64,8 @@ def load_campaign(path: Path) -> Campaign:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError("(file)", f"invalid YAML{where}: {problem}", source) from None
+    if kubernetes and isinstance(data, dict) and isinstance(data.get("spec"), dict):
+        settings = data["spec"].get("kubernetes")
+        settings = settings if isinstance(settings, dict) else {}
+        data["spec"]["kubernetes"] = {**settings, **kubernetes}
     return parse_campaign(data, source)

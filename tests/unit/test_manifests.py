@@ -20,6 +20,7 @@ from tests.cluster.simulated import SIM_DURATION
 from trainbed.contract.campaign import Campaign
 from trainbed.contract.env import ENFORCEMENT
 from trainbed.contract.errors import SpecError
+from trainbed.contract.kueue import PRIORITY_CLASS_LABEL, QUEUE_LABEL
 from trainbed.contract.trial import TrialSpec
 from trainbed.orchestrator.kube.objects import manifests, metadata, results_volume
 from trainbed.orchestrator.plan.design import build_design
@@ -80,6 +81,8 @@ def _single_rank() -> Campaign:
         "pod_annotations": {SIM_DURATION: "5s"},
         "node_selector": PLACEMENT["nodeSelector"],
         "tolerations": PLACEMENT["tolerations"],
+        "queue": "team-a",
+        "priority_class": "low",
     }
     return Campaign.model_validate(data)
 
@@ -274,8 +277,10 @@ def test_labels_and_annotations(case: str, campaign: Campaign, trial: TrialSpec)
         "app.kubernetes.io/instance": campaign.name,
     }
     template = objects["job"]["spec"]["template"]["metadata"]
-    for labels in [obj["metadata"]["labels"] for obj in objects.values()] + [template["labels"]]:
-        assert labels == expected
+    queued = manifests.queue_labels(campaign.spec.kubernetes)  # the Job's alone
+    for name, obj in objects.items():
+        assert obj["metadata"]["labels"] == {**expected, **(queued if name == "job" else {})}
+    assert template["labels"] == expected
     service = objects["service"]["spec"]
     assert service["clusterIP"] == "None"
     assert service["publishNotReadyAddresses"] is True
@@ -436,3 +441,53 @@ def test_bandwidth_becomes_both_pod_annotations(
         # the Job itself carries the levels only; the CNI reads the pods' annotations
         assert manifests.EGRESS_BANDWIDTH not in job["metadata"].get("annotations", {})
     assert sorted(seen, key=str) == sorted(expected, key=str)
+
+
+@pytest.mark.parametrize(("case", "campaign", "trial"), CASES, ids=IDS)
+def test_queue_hands_the_job_to_kueue_suspended(
+    case: str, campaign: Campaign, trial: TrialSpec
+) -> None:
+    """With a queue the Job carries Kueue's labels and starts suspended; without, neither."""
+    job = _render(campaign, trial)["job"]
+    queue = campaign.spec.kubernetes.queue
+    labels = job["metadata"]["labels"]
+    if queue:
+        assert labels[QUEUE_LABEL] == queue
+        assert labels[PRIORITY_CLASS_LABEL] == campaign.spec.kubernetes.priority_class
+        assert job["spec"]["suspend"] is True
+    else:
+        assert QUEUE_LABEL not in labels and PRIORITY_CLASS_LABEL not in labels
+        assert "suspend" not in job["spec"]
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert QUEUE_LABEL not in pod_labels and PRIORITY_CLASS_LABEL not in pod_labels
+    assert {case for case, c, _ in CASES if c.spec.kubernetes.queue}, "no queued case"
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "reason"),
+    [
+        ({"queue": "Team_A"}, "spec.kubernetes.queue", "pattern"),
+        ({"queue": "q" * 64}, "spec.kubernetes.queue", "at most 63"),
+        ({"priority_class": "high"}, "spec.kubernetes", "needs a queue"),
+    ],
+)
+def test_bad_queue_is_a_spec_error(settings: dict[str, Any], field: str, reason: str) -> None:
+    data = _fmnist().model_dump(mode="json", exclude_none=True)
+    data["spec"]["kubernetes"] = settings
+    with pytest.raises(SpecError) as err:
+        parse_campaign(data)
+    assert err.value.field == field
+    assert reason in str(err.value)
+
+
+def test_queue_from_the_command_line_overrides_the_file(tmp_path: Path) -> None:
+    text = (ROOT / "experiments" / "fmnist-2k1.yaml").read_text()
+    assert load_campaign(ROOT / "experiments" / "fmnist-2k1.yaml").spec.kubernetes.queue is None
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    campaign = load_campaign(path, kubernetes={"queue": "team-b"})
+    assert campaign.spec.kubernetes.queue == "team-b"
+    assert campaign.spec.kubernetes.image == _fmnist().spec.kubernetes.image  # the rest stands
+    with pytest.raises(SpecError) as err:
+        load_campaign(path, kubernetes={"queue": "no spaces"})
+    assert err.value.field == "spec.kubernetes.queue"

@@ -35,6 +35,8 @@ KIND = "Campaign"
 
 
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+#: A Kubernetes object name that is also a label value (a LocalQueue's name in its label).
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _FACTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: Campaign names become the prefix of Job and Service names (63-character DNS labels) that
 #: also carry a trial ID, so they are kept short.
@@ -213,6 +215,23 @@ class KubernetesSettings(_Strict):
         default_factory=dict,
         description="Node labels every worker pod (and collect's reader pod) requires.",
     )
+    queue: Annotated[str, Field(max_length=63, pattern=_DNS_LABEL)] | None = Field(
+        None,
+        description="Kueue LocalQueue (in the campaign's namespace) that admits each trial: its "
+        "Job carries the queue label and is created suspended until Kueue admits all its ranks "
+        "at once. None: trials are not queued.",
+    )
+    priority_class: Annotated[str, Field(max_length=253)] | None = Field(
+        None,
+        description="Kueue WorkloadPriorityClass of each trial (queueing order and preemption); "
+        "only with a queue.",
+    )
+
+    @model_validator(mode="after")
+    def _priority_needs_queue(self) -> KubernetesSettings:
+        if self.priority_class and not self.queue:
+            raise ValueError("priority_class is a Kueue priority: it needs a queue")
+        return self
 
 
 class CampaignSpec(_Strict):

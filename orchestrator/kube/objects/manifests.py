@@ -35,6 +35,7 @@ from trainbed.contract.env import (
     WORLD_SIZE,
     thread_variables,
 )
+from trainbed.contract.kueue import PRIORITY_CLASS_LABEL, QUEUE_LABEL
 from trainbed.contract.layout import TrialLayout
 from trainbed.contract.quantity import threads_for_cpu
 from trainbed.contract.trial import TrialSpec
@@ -285,13 +286,14 @@ def trial_job(
     }
     pod_spec = _worker_pod_spec(campaign, trial)
     pod_spec["subdomain"] = service_name(trial.campaign, trial.trial_id)
-    return {
+    job_labels = {**labels, **queue_labels(campaign.spec.kubernetes)}
+    job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": object_metadata(
             job_name(trial.campaign, trial.trial_id),
             namespace,
-            labels,
+            job_labels,
             annotations=levels,
             owner=owner,
         ),
@@ -309,3 +311,20 @@ def trial_job(
             },
         },
     }
+    if campaign.spec.kubernetes.queue:
+        job["spec"]["suspend"] = True  # Kueue unsuspends it once it admits all ranks at once
+    return job
+
+
+def queue_labels(settings: KubernetesSettings) -> dict[str, str]:
+    """The labels that hand a trial's Job to Kueue (none without ``spec.kubernetes.queue``).
+
+    Only the Job carries them: Kueue manages the Job, and pods of a Job it manages are its
+    business through the Job, not through their own labels.
+    """
+    if not settings.queue:
+        return {}
+    labels = {QUEUE_LABEL: settings.queue}
+    if settings.priority_class:
+        labels[PRIORITY_CLASS_LABEL] = settings.priority_class
+    return labels

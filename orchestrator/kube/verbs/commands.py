@@ -36,6 +36,11 @@ from trainbed.orchestrator.plan.trials import plan_campaign
 from trainbed.orchestrator.results_dir import ResultsDir
 
 
+def queue_setting(queue: str | None) -> dict[str, str] | None:
+    """``--queue`` as a ``spec.kubernetes`` override (None: the file's own setting stands)."""
+    return None if queue is None else {"queue": queue}
+
+
 def campaign_object(campaign: Campaign, namespace: str) -> dict[str, Any]:
     data = campaign.model_dump(mode="json", exclude_none=True, exclude={"status"})
     data["metadata"] = {"name": campaign.name, "namespace": namespace}
@@ -43,9 +48,14 @@ def campaign_object(campaign: Campaign, namespace: str) -> dict[str, Any]:
 
 
 def submit(
-    file: Path, *, namespace: str | None, console: Console, api: KubeApi | None = None
+    file: Path,
+    *,
+    namespace: str | None,
+    console: Console,
+    queue: str | None = None,
+    api: KubeApi | None = None,
 ) -> None:
-    campaign = load_campaign(file)
+    campaign = load_campaign(file, kubernetes=queue_setting(queue))
     refuse_unenforceable(campaign, str(file))
     namespace = resolve_namespace(namespace, campaign.metadata.namespace)
     api = api or KubeApi.from_environment()
@@ -182,6 +192,7 @@ def run_on_cluster(
     namespace: str | None,
     out: Path,
     console: Console,
+    queue: str | None = None,
     api: KubeApi | None = None,
     collect_results: bool = True,
 ) -> Path | None:
@@ -189,7 +200,7 @@ def run_on_cluster(
     (and what blocks it), then collect."""
     from trainbed.orchestrator.kube.control.controller import Controller
 
-    campaign = load_campaign(file)
+    campaign = load_campaign(file, kubernetes=queue_setting(queue))
     refuse_unenforceable(campaign, str(file))
     namespace = resolve_namespace(namespace, campaign.metadata.namespace)
     api = api or KubeApi.from_environment()
