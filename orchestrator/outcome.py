@@ -51,6 +51,9 @@ class TrialObservation:
     results_visible: bool = True
     started_at: str | None = None
     finished_at: str | None = None
+    #: Kueue's queueing of the trial's Job: created suspended, last admitted (None: no queue)
+    queued_at: str | None = None
+    admitted_at: str | None = None
     #: process start, seconds since the epoch, when the executor measured it itself
     started: float | None = None
     enforcement: Mapping[str, Any] = field(default_factory=dict)
@@ -169,6 +172,8 @@ def outcome(spec: TrialSpec, worker: Result | None, seen: TrialObservation) -> R
     update["world_size"] = base.world_size or spec.workload.parallelism
     update["started_at"] = base.started_at or seen.started_at
     update["finished_at"] = base.finished_at or seen.finished_at
+    update["queued_at"] = base.queued_at or seen.queued_at
+    update["admitted_at"] = base.admitted_at or seen.admitted_at
     if base.wall_time_s is None:
         update["wall_time_s"] = _seconds_between(
             seen.started, update["started_at"], update["finished_at"]

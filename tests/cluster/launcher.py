@@ -514,11 +514,13 @@ def up(
     node_memory: str = "64Gi",
     state: Path = STATE,
     real_node: bool = False,
+    kueue: bool = False,
 ) -> Cluster:
     """Build what is missing, start everything on 127.0.0.1, and return when it is ready.
 
     A no-op (apart from adding missing nodes) when the cluster in ``state`` is already up.
-    ``real_node`` adds a real kubelet node beside the kwok nodes (``realnode.py``, root only).
+    ``real_node`` adds a real kubelet node beside the kwok nodes (``realnode.py``, root only);
+    ``kueue`` a Kueue manager with its CRDs and webhooks (``kueue.py``).
     """
     if real_node:
         from tests.cluster import host, realnode
@@ -533,12 +535,16 @@ def up(
             ensure_nodes(existing, nodes, node_cpu, node_memory)
             if real_node:
                 _add_real_node(existing)
+            if kueue:
+                _add_kueue(existing)
             return existing
         _down(state)
         try:
             cluster = _up(nodes, node_cpu, node_memory, state)
             if real_node:
                 _add_real_node(cluster)
+            if kueue:
+                _add_kueue(cluster)
             return cluster
         except BaseException:
             _down(state, keep_logs=True)  # nothing left running after a failed start
@@ -573,6 +579,12 @@ def _add_real_node(cluster: Cluster) -> None:
         realnode.up(cluster)
     except host.HostError as err:
         raise ClusterError(str(err)) from None
+
+
+def _add_kueue(cluster: Cluster) -> None:
+    from tests.cluster import kueue
+
+    kueue.up(cluster)
 
 
 def _up(nodes: int, node_cpu: str, node_memory: str, state: Path) -> Cluster:
@@ -778,7 +790,7 @@ def _down(state: Path, keep_logs: bool = False) -> None:
             realnode.teardown(state)
         except host.HostError as err:
             raise ClusterError(f"the real node could not be torn down: {err}") from None
-    pids = _pids(state) if (state / "pids").exists() else {}
+    pids = _pids(state, (*COMPONENTS, "kueue")) if (state / "pids").exists() else {}
     _stop(pids, state)
     for proc in list(_CHILDREN):
         if proc.poll() is not None:  # reaps the ones this process started
@@ -828,6 +840,11 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="also start a real node: containerd, runc and a kubelet (root; see docs/real-node.md)",
     )
+    start.add_argument(
+        "--kueue",
+        action="store_true",
+        help="also start Kueue (built from its Go module) with its CRDs and webhooks",
+    )
     sub.add_parser("down", help="stop everything; leaves no process behind")
     sub.add_parser("kubeconfig", help="print the kubeconfig path of the running cluster")
     sub.add_parser("build", help="only build the binaries into the cache")
@@ -835,7 +852,13 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "up":
             started = time.time()
-            cluster = up(args.nodes, args.node_cpu, args.node_memory, real_node=args.real_node)
+            cluster = up(
+                args.nodes,
+                args.node_cpu,
+                args.node_memory,
+                real_node=args.real_node,
+                kueue=args.kueue,
+            )
             _log(f"ready in {time.time() - started:.1f} s")
             print(cluster.kubeconfig)
         elif args.command == "down":
@@ -847,7 +870,10 @@ def main(argv: list[str]) -> int:
                 return 1
             print(cluster.kubeconfig)
         elif args.command == "build":
+            from tests.cluster import kueue
+
             print(build())
+            print(kueue.build())
     except ClusterError as err:
         print(f"scripts/cluster: {err}", file=sys.stderr)
         return 1

@@ -66,6 +66,18 @@ def test_settled_result(
         assert "memory limit" in result.reason
 
 
+@pytest.mark.parametrize("worker", [SUCCEEDED, None], ids=["worker's result", "no result"])
+def test_kueue_timestamps_come_from_the_record(worker: Result | None) -> None:
+    """The worker never sees its own queueing: the controller's record adds it, even where
+    the worker's result otherwise stands."""
+    record = {"status": "succeeded", "queued": "2026-01-01T00:00:00Z", "admitted": T3}
+    result = settled_result(SPEC, worker, None, record)
+    assert result is not None and result.status == "succeeded"
+    assert (result.queued_at, result.admitted_at) == (record["queued"], T3)
+    if worker is not None:
+        assert result.final_accuracy == worker.final_accuracy
+
+
 def test_settle_writes_specs_and_corrected_results(tmp_path: Path) -> None:
     results = ResultsDir(tmp_path / "c")
     other = SPEC.model_copy(update={"trial_id": "t2"})

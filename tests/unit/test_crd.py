@@ -97,6 +97,7 @@ def test_names_version_and_columns() -> None:
         "Phase": ("string", ".status.phase"),
         "Done": ("integer", ".status.done"),
         "Failed": ("integer", ".status.failed"),
+        "Queued": ("integer", ".status.queued"),
         "Running": ("integer", ".status.running"),
         "Total": ("integer", ".status.total"),
         "Blocked": ("string", ".status.blocked"),

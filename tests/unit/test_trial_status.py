@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
+from trainbed.contract.kueue import QUEUE_LABEL
 from trainbed.contract.records import Result
-from trainbed.orchestrator.kube.objects.trial_status import job_finished, trial_status
+from trainbed.orchestrator.kube.objects.trial_status import (
+    job_finished,
+    observation,
+    trial_status,
+)
 
 T0, T1, T2, T3 = (f"2026-01-01T00:00:0{i}Z" for i in range(4))
 
@@ -105,3 +110,39 @@ def test_a_finished_entry_carries_the_recorded_outcome() -> None:
     recorded = Result(status="oom_killed", reason="a rank exceeded its memory limit")
     entry = trial_status(failed, [pod("Failed", exit_code=137)], recorded)
     assert (entry["status"], entry["reason"]) == ("oom_killed", recorded.reason)
+
+
+def queued_job(*suspended: tuple[str, str]) -> dict[str, Any]:
+    """A Job with Kueue's queue label and its ``Suspended`` transitions: (status, time)."""
+    obj = job()
+    obj["metadata"]["labels"] = {QUEUE_LABEL: "team-a"}
+    obj["status"]["conditions"] = [
+        {"type": "Suspended", "status": s, "lastTransitionTime": t} for s, t in suspended
+    ]
+    return obj
+
+
+QUEUE_CASES = [
+    # (case, job, pods, phase, queued, admitted)
+    ("no queue: nothing queued", job(), [pod()], "Running", None, None),
+    ("created suspended, not yet seen", queued_job(), [], "Created", T0, None),
+    ("waiting for Kueue", queued_job(("True", T1)), [], "Queued", T0, None),
+    ("admitted, pods running", queued_job(("False", T2)), [pod()], "Running", T0, T2),
+    # an eviction (preemption) suspends it again; its pods are going away
+    ("evicted back into the queue", queued_job(("True", T3)), [pod()], "Queued", T0, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "job_obj", "pods", "phase", "queued", "admitted"),
+    QUEUE_CASES,
+    ids=[c[0] for c in QUEUE_CASES],
+)
+def test_queueing_is_its_own_phase_and_timestamps(
+    case: str, job_obj: dict, pods: list, phase: str, queued: str | None, admitted: str | None
+) -> None:
+    entry = trial_status(job_obj, pods)
+    assert entry["phase"] == phase
+    assert (entry["queued"], entry["admitted"]) == (queued, admitted)
+    seen = observation(job_obj, pods, results_visible=False)
+    assert (seen.queued_at, seen.admitted_at) == (queued, admitted)

@@ -145,6 +145,11 @@ class Result(BaseModel):
     reason: str = ""
     started_at: str | None = None
     finished_at: str | None = None
+    #: When the trial's Job entered a Kueue queue (created suspended), and when Kueue last
+    #: admitted it; null without a queue. The wait between them is never part of the times
+    #: below, which the worker measures once it runs (added in v1, optional).
+    queued_at: str | None = None
+    admitted_at: str | None = None
     wall_time_s: float | None = None
     train_time_s: float | None = None
     epochs_run: int = 0

@@ -21,6 +21,7 @@ from trainbed.orchestrator.kube.objects.campaign_status import (
     window,
     with_conditions,
 )
+from trainbed.orchestrator.kube.objects.trial_status import QUEUED
 
 #: A live campaign's status says the controller looked at it at most this long ago.
 HEARTBEAT_S = 30.0
@@ -62,8 +63,9 @@ class CampaignRuntime:
         found = executor.blockers(time.time())
         if self.pvc is not None:
             found.insert(0, ("", self.pvc))
-        running = len(flight)
-        started = previous.started_at or (stamp if running or executor.done else "")
+        queued = sum(1 for entry in flight if entry.phase == QUEUED)
+        running = len(flight) - queued
+        started = previous.started_at or (stamp if flight or executor.done else "")
         complete = executor.done >= self.total
         heartbeat = previous.heartbeat
         if not complete and _age(heartbeat) >= HEARTBEAT_S:
@@ -74,7 +76,7 @@ class CampaignRuntime:
             failed=executor.failed,
             blockers=summarize(found),
         )
-        phase = "Running" if running or executor.done else "Pending"
+        phase = "Running" if flight or executor.done else "Pending"
         return CampaignStatus(
             phase="Completed" if complete else phase,
             observed_generation=self.generation,
@@ -82,6 +84,7 @@ class CampaignRuntime:
             done=executor.done,
             failed=executor.failed,
             running=running,
+            queued=queued,
             phases=tuple(sorted(executor.phase_counts(flight).items())),
             started_at=started,
             completed_at=previous.completed_at or (stamp if complete else ""),

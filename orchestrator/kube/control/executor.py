@@ -310,6 +310,8 @@ def _result(entry: dict[str, Any]) -> Result:
         reason=entry.get("reason") or "",
         started_at=entry.get("started"),
         finished_at=entry.get("finished"),
+        queued_at=entry.get("queued"),
+        admitted_at=entry.get("admitted"),
         wall_time_s=(finished - started) if started and finished else None,
         enforcement={"mode": "kubernetes"},
     )

@@ -136,7 +136,10 @@ class CampaignStatus:
     total: int = 0
     done: int = 0
     failed: int = 0
+    #: in flight and admitted (every trial without a queue; with one, those Kueue let go)
     running: int = 0
+    #: in flight but waiting in a Kueue queue (suspended, not yet admitted, or evicted)
+    queued: int = 0
     #: in-flight trials by their phase (Creating, Created, Scheduled, Running, Unschedulable, ...)
     phases: tuple[tuple[str, int], ...] = ()
     started_at: str = ""
@@ -155,7 +158,7 @@ class CampaignStatus:
 
     @property
     def pending(self) -> int:
-        return max(0, self.total - self.done - self.running)
+        return max(0, self.total - self.done - self.running - self.queued)
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -177,6 +180,7 @@ class CampaignStatus:
             done=int(data.get("done") or 0),
             failed=int(data.get("failed") or 0),
             running=int(data.get("running") or 0),
+            queued=int(data.get("queued") or 0),
             phases=tuple(sorted((str(k), int(v)) for k, v in (data.get("phases") or {}).items())),
             started_at=str(data.get("startedAt") or ""),
             completed_at=str(data.get("completedAt") or ""),
@@ -198,6 +202,7 @@ class CampaignStatus:
             "succeeded": self.succeeded,
             "failed": self.failed,
             "running": self.running,
+            "queued": self.queued,
             "pending": self.pending,
             "phases": dict(self.phases),
             "startedAt": self.started_at or None,

@@ -2,8 +2,9 @@
 one outcome function (:mod:`trainbed.orchestrator.outcome`) decides from. Pure.
 
 The controller records this in the Campaign's status. Timestamps come from the API: created (the
-Job), scheduled (PodScheduled), started (the first container start) and finished (the Job's
-final condition).
+Job), queued and admitted (a Job in a Kueue queue: created suspended, then unsuspended by Kueue),
+scheduled (PodScheduled), started (the first container start) and finished (the Job's final
+condition).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from trainbed.contract.env import INDEX_ANNOTATION
+from trainbed.contract.kueue import QUEUE_LABEL
 from trainbed.contract.records import Result
 from trainbed.orchestrator.outcome import OOM_EXIT_CODE, TrialObservation
 
 FINAL = ("Complete", "Failed")
+#: The phase of a trial whose Job waits for Kueue (suspended in its queue).
+QUEUED = "Queued"
 
 
 def _conditions(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -101,6 +105,28 @@ def _exit_codes(pods: list[dict[str, Any]]) -> dict[int, int | None]:
     return codes
 
 
+def queueing(job: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(queued_at, admitted_at) of a Job that Kueue manages (it carries the queue label):
+    created suspended at its creation time, admitted when the Job controller last saw
+    ``suspend`` turn false (its ``Suspended`` condition's ``False`` transition). (None, None)
+    for a Job without a queue."""
+    meta = job.get("metadata") or {}
+    if QUEUE_LABEL not in (meta.get("labels") or {}):
+        return None, None
+    admitted = None
+    for cond in _conditions(job):
+        if cond.get("type") == "Suspended" and cond.get("status") == "False":
+            admitted = cond.get("lastTransitionTime")
+    return meta.get("creationTimestamp"), admitted
+
+
+def queued(job: dict[str, Any]) -> bool:
+    """Suspended and waiting for Kueue (created so, or suspended again by an eviction)."""
+    return QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {}) and bool(
+        _true(job, "Suspended")
+    )
+
+
 def observation(
     job: dict[str, Any], pods: list[dict[str, Any]], *, results_visible: bool
 ) -> TrialObservation:
@@ -124,7 +150,10 @@ def observation(
         )
     elif failed:
         finished = failed.get("lastTransitionTime")
+    queued_at, admitted_at = queueing(job)
     return TrialObservation(
+        queued_at=queued_at,
+        admitted_at=admitted_at,
         exit_codes=_exit_codes(pods),
         oom_killed=bool(failed)
         and any(
@@ -148,9 +177,12 @@ def trial_status(
     """The Campaign-status entry of one trial: its phase and timestamps from the API, and, once
     the Job finished, the recorded ``result``'s status and reason."""
     meta = job.get("metadata") or {}
+    queued_at, admitted_at = queueing(job)
     entry: dict[str, Any] = {
         "job": meta.get("name"),
         "created": meta.get("creationTimestamp"),
+        "queued": queued_at,
+        "admitted": admitted_at,
         "scheduled": _scheduled(pods),
         "started": _started(pods),
         "finished": None,
@@ -167,7 +199,9 @@ def trial_status(
             entry.update(status=result.status, reason=result.reason)
         return entry
     unschedulable = _unschedulable(pods)
-    if unschedulable:
+    if queued(job):
+        entry["phase"] = QUEUED  # its pods, if any, are leaving: Kueue took it back
+    elif unschedulable:
         entry.update(phase="Unschedulable", reason=unschedulable)
     elif entry["started"]:
         entry["phase"] = "Running"

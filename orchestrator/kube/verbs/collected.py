@@ -45,8 +45,14 @@ def settled_result(
         return outcome(spec, worker, dataclasses.replace(seen, results_visible=True))
     if not record or not record.get("status"):
         return None
+    # Kueue's timestamps are the controller's alone: the worker never sees its own queueing
+    queueing = {
+        field: record[key]
+        for field, key in (("queued_at", "queued"), ("admitted_at", "admitted"))
+        if record.get(key) and (worker is None or getattr(worker, field) is None)
+    }
     if worker is not None and worker.status == record["status"]:
-        return None
+        return worker.model_copy(update=queueing) if queueing else None
     base = worker or Result(
         status=record["status"],
         campaign=spec.campaign,
@@ -61,6 +67,7 @@ def settled_result(
         "reason": record.get("reason", ""),
         "campaign": base.campaign or spec.campaign,
         "trial_id": base.trial_id or spec.trial_id,
+        **queueing,
     }
     return base.model_copy(update=update)
 

@@ -89,8 +89,10 @@ class CampaignProgress:
         rate = self.rate(status.done, time.monotonic())
         remaining = status.total - status.done
         eta = _duration(remaining / rate) if rate and remaining > 0 else "-"
+        queued = f"{status.queued} queued · " if status.queued else ""
         counts = (
-            f"[red]{status.failed} failed[/] · {status.running} running · {status.pending} pending"
+            f"[red]{status.failed} failed[/] · {queued}{status.running} running · "
+            f"{status.pending} pending"
         )
         self.progress.update(
             self.task,
@@ -118,7 +120,9 @@ class CampaignProgress:
             self.line_at = now
             self.console.print(
                 f"{self.name}: {status.phase} {status.done}/{status.total} recorded, "
-                f"{status.failed} failed, {status.running} running, {status.pending} pending"
+                f"{status.failed} failed, "
+                + (f"{status.queued} queued, " if status.queued else "")
+                + f"{status.running} running, {status.pending} pending"
                 + (f", {rate:.1f}/s, ETA {eta}" if rate else ""),
                 highlight=False,
             )

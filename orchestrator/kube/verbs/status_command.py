@@ -77,7 +77,9 @@ def summary(obj: dict[str, Any], console: Console) -> None:
     status = CampaignStatus.from_storage(obj.get("status"))
     console.print(
         f"[bold]{name}[/]: {status.phase}, {status.done}/{status.total or '?'} recorded "
-        f"({status.succeeded} succeeded, {status.failed} failed), {status.running} in flight, "
+        f"({status.succeeded} succeeded, {status.failed} failed), "
+        + (f"{status.queued} queued (Kueue), " if status.queued else "")
+        + f"{status.running} in flight, "
         f"{status.pending} pending"
         + (f"; started {status.started_at}" if status.started_at else "")
         + (f", completed {status.completed_at}" if status.completed_at else ""),
@@ -149,7 +151,8 @@ def trial_record(
     if trial not in planned:
         raise UserError(f"campaign {namespace}/{name} has no trial {trial!r}")
     spec = planned[trial]
-    phase = "InFlight" if status.running > len(status.in_flight) else "Pending"
+    in_flight = status.running + status.queued
+    phase = "InFlight" if in_flight > len(status.in_flight) else "Pending"
     return {"trial": trial, "recorded": False, "phase": phase, "levels": spec.levels}
 
 
