@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
+from trainbed.contract import kueue
 from trainbed.contract.env import GROUP, PLURAL, VERSION
 from trainbed.contract.errors import ClusterError, api_error_retryable
 from trainbed.orchestrator.kube.adapter import client
@@ -40,6 +41,7 @@ PATHS: dict[str, tuple[str, str]] = {
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "Campaign": (f"/apis/{GROUP}/{VERSION}", PLURAL),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "Workload": (f"/apis/{kueue.GROUP}/{kueue.VERSION}", kueue.WORKLOADS),  # read only
 }
 #: The Python client's keyword names -> the API's query parameters (what Watch.stream passes).
 _QUERY = {

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from trainbed.contract.env import CAMPAIGN_LABEL, INDEX_ANNOTATION, MANAGED_SELECTOR, TRIAL_LABEL
+from trainbed.contract.errors import ClusterError
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.adapter.informer import Changes, Informer, Obj
 
@@ -32,6 +33,18 @@ def slim(obj: Obj) -> Obj:
     return {"metadata": kept, "status": obj.get("status") or {}}
 
 
+def slim_workload(obj: Obj) -> Obj:
+    """What the executor reads of a Kueue Workload: its name, the Job it stands for (its
+    controller owner) and its conditions."""
+    meta = obj.get("metadata") or {}
+    owners = [o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "Job"]
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return {
+        "metadata": {"name": meta.get("name"), "job": owners[0] if owners else None},
+        "status": {"conditions": conditions},
+    }
+
+
 def _trial_key(obj: Obj) -> tuple[str | None, str | None]:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return labels.get(CAMPAIGN_LABEL), labels.get(TRIAL_LABEL)
@@ -49,6 +62,10 @@ class ClusterCaches:
         self._jobs: dict[str, dict[str, Obj]] = {}
         self._pods: dict[str, dict[str, dict[str, Obj]]] = {}
         self._dirty: dict[str, set[str]] = {}
+        #: Job name -> Kueue's Workload for it; Job name -> (campaign, trial)
+        self._workloads: dict[str, Obj] = {}
+        self._job_names: dict[str, tuple[str, str]] = {}
+        self.workloads: Informer | None = None
         self.jobs = Informer(
             api.lister("Job", namespace),
             self.changes,
@@ -66,6 +83,47 @@ class ClusterCaches:
             on_change=self._pod_changed,
         )
 
+    def watch_workloads(self) -> Informer:
+        """Start (once) the informer over Kueue's Workloads in the namespace, for campaigns
+        with a queue; a failure to list (no Kueue, no permission) is its ``fatal``."""
+        with self._lock:
+            informer = self.workloads
+            if informer is None:
+                informer = self.workloads = Informer(
+                    self.api.lister("Workload", self.namespace),
+                    self.changes,
+                    name="workloads",
+                    transform=slim_workload,
+                    on_change=self._workload_changed,
+                )
+                started = False
+            else:
+                started = True
+        if not started:
+            try:
+                informer.start()
+            except ClusterError:
+                pass  # kept in informer.fatal: the executor reports it as what blocks
+        return informer
+
+    def _workload_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
+        job = ((new or old or {}).get("metadata") or {}).get("job")
+        if not job:
+            return
+        with self._lock:
+            if new is None:
+                self._workloads.pop(job, None)
+            else:
+                self._workloads[job] = new
+            owner = self._job_names.get(job)
+            if owner is not None:
+                self._dirty.setdefault(owner[0], set()).add(owner[1])
+
+    def workload(self, job_name: str) -> Obj | None:
+        """The Workload Kueue keeps for the Job ``job_name``, if any."""
+        with self._lock:
+            return self._workloads.get(job_name)
+
     def _job_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
         campaign, trial = _trial_key(new or old or {})
         if not campaign or not trial:
@@ -74,8 +132,10 @@ class ClusterCaches:
             jobs = self._jobs.setdefault(campaign, {})
             if new is None:
                 jobs.pop(trial, None)
+                self._job_names.pop(name, None)
             else:
                 jobs[trial] = new
+                self._job_names[name] = (campaign, trial)
             self._dirty.setdefault(campaign, set()).add(trial)
 
     def _pod_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
@@ -119,3 +179,5 @@ class ClusterCaches:
     def stop(self) -> None:
         self.jobs.stop()
         self.pods.stop()
+        if self.workloads is not None:
+            self.workloads.stop()

@@ -21,6 +21,7 @@ from trainbed.orchestrator.kube.objects.campaign_status import (
     window,
     with_conditions,
 )
+from trainbed.orchestrator.kube.objects.queueing import queued_condition
 from trainbed.orchestrator.kube.objects.trial_status import QUEUED
 
 #: A live campaign's status says the controller looked at it at most this long ago.
@@ -76,6 +77,8 @@ class CampaignRuntime:
             failed=executor.failed,
             blockers=summarize(found),
         )
+        if self.campaign.spec.kubernetes.queue:
+            wanted.append(queued_condition(executor.queue_reasons()))
         phase = "Running" if flight or executor.done else "Pending"
         return CampaignStatus(
             phase="Completed" if complete else phase,

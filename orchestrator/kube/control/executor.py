@@ -43,7 +43,13 @@ from trainbed.orchestrator.kube.objects.manifests import (
     trial_service,
 )
 from trainbed.orchestrator.kube.objects.metadata import job_name
-from trainbed.orchestrator.kube.objects.trial_status import job_finished, observation, trial_status
+from trainbed.orchestrator.kube.objects.queueing import BLOCKING, queue_reason
+from trainbed.orchestrator.kube.objects.trial_status import (
+    QUEUED,
+    job_finished,
+    observation,
+    trial_status,
+)
 from trainbed.orchestrator.outcome import TrialObservation, outcome
 from trainbed.orchestrator.results_dir import ResultsDir
 
@@ -121,6 +127,8 @@ class KubernetesExecutor:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=create_workers, thread_name_prefix="create")
         self._seen = caches.changes.count
+        #: Kueue's Workloads, read where the campaign queues its trials (None: no queue)
+        self.workloads = caches.watch_workloads() if campaign.spec.kubernetes.queue else None
         caches.mark_all(self.name)
 
     # --- what exists ---------------------------------------------------------------------
@@ -155,7 +163,12 @@ class KubernetesExecutor:
             if not creating:
                 self.observed.pop(trial_id, None)
             return
-        self.live[trial_id] = trial_status(job, pods)
+        entry = trial_status(job, pods)
+        if entry["phase"] == QUEUED:
+            held = queue_reason(self.caches.workload(job_name(self.name, trial_id)))
+            entry["reason"] = f"{held.reason}: {held.message}"
+            entry["held"] = held
+        self.live[trial_id] = entry
         created = _ts(job["metadata"].get("creationTimestamp"))
         phase = Phase.FINISHED if job_finished(job) else Phase.RUNNING
         self.observed[trial_id] = Observation(phase, started=created)
@@ -288,7 +301,15 @@ class KubernetesExecutor:
                 found.append((trial_id, blocker))
         for trial_id, error in list(self.create_errors.items()):
             found.append((trial_id, Blocker("CreateFailed", error)))
+        found += [(t, b) for t, b in self.queue_reasons() if b.reason in BLOCKING]
+        if self.workloads is not None and self.workloads.fatal is not None:
+            unreadable = f"cannot read Kueue's Workloads: {self.workloads.fatal}"
+            found.append(("", Blocker("KueueUnreadable", unreadable)))
         return found
+
+    def queue_reasons(self) -> list[tuple[str, Blocker]]:
+        """(trial, why Kueue holds it) for every queued trial."""
+        return [(t, e["held"]) for t, e in list(self.live.items()) if e.get("held") is not None]
 
     def phase_counts(self, in_flight: list[InFlight]) -> dict[str, int]:
         return dict(Counter(e.phase for e in in_flight))

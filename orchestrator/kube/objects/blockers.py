@@ -12,7 +12,9 @@ become the Campaign's ``Blocked`` condition and the line ``run`` and ``status`` 
 - a pod cannot be scheduled (the scheduler's own message: "0/100 nodes are available: ...");
 - a Job has no pods long after it was created while younger ones have theirs (its pods are
   refused: admission, quota);
-- the controller could not create a trial's objects at all.
+- the controller could not create a trial's objects at all;
+- Kueue will not admit a queued trial (no such LocalQueue, inadmissible: :mod:`.queueing`),
+  or its Workloads cannot be read.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ NO_PODS_AFTER_S = 60.0
 ORDER = (
     "ResultsVolumeMissing",
     "ResultsVolumePending",
+    "KueueUnreadable",
+    "QueueMissing",
+    "Inadmissible",
     *STUCK_WAITING,
     "Unschedulable",
     "NoPods",

@@ -1,0 +1,93 @@
+"""Why Kueue holds a trial, from Workload conditions as Kueue v0.17 writes them; and the
+Campaign's Queued condition over many trials. Table-driven, pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trainbed.orchestrator.kube.objects.campaign_status import Blocker
+from trainbed.orchestrator.kube.objects.queueing import BLOCKING, queue_reason, queued_condition
+
+
+def workload(*conditions: tuple[str, str, str, str]) -> dict[str, Any]:
+    """(type, status, reason, message) each."""
+    return {
+        "metadata": {"name": "job-c-t1-abcde", "job": "c-t1"},
+        "status": {
+            "conditions": [
+                {"type": t, "status": s, "reason": r, "message": m} for t, s, r, m in conditions
+            ]
+        },
+    }
+
+
+NO_QUEUE = "LocalQueue team-a doesn't exist"
+NO_CQ = "ClusterQueue cq doesn't exist"
+QUOTA = (
+    "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor "
+    "default, 1 more needed"
+)
+CASES = [
+    ("no Workload yet", None, "Pending", "no Workload"),
+    ("not looked at yet", workload(), "Pending", "not reserved"),
+    (
+        "no such LocalQueue",
+        workload(("QuotaReserved", "False", "Inadmissible", NO_QUEUE)),
+        "QueueMissing",
+        "team-a",
+    ),
+    (
+        "no such ClusterQueue",
+        workload(("QuotaReserved", "False", "Inadmissible", NO_CQ)),
+        "QueueMissing",
+        "cq",
+    ),
+    (
+        "inactive ClusterQueue",
+        workload(("QuotaReserved", "False", "Inadmissible", "ClusterQueue cq is inactive")),
+        "Inadmissible",
+        "inactive",
+    ),
+    (
+        "quota in use",
+        workload(("QuotaReserved", "False", "Pending", QUOTA)),
+        "QuotaExhausted",
+        "1 more needed",
+    ),
+    (
+        "preempted",
+        workload(
+            ("QuotaReserved", "False", "Pending", QUOTA),
+            ("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: x)"),
+        ),
+        "Evicted",
+        "Preempted: Preempted to accommodate",
+    ),
+    (
+        "admitted, Job not yet resumed",
+        workload(("QuotaReserved", "True", "QuotaReserved", ""), ("Admitted", "True", "", "")),
+        "Admitted",
+        "admitted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "obj", "reason", "said"), CASES, ids=[c[0] for c in CASES])
+def test_queue_reason(case: str, obj: dict | None, reason: str, said: str) -> None:
+    held = queue_reason(obj)
+    assert held.reason == reason
+    assert said in held.message
+
+
+def test_queued_condition_names_the_commonest_and_puts_blocking_first() -> None:
+    assert queued_condition([]).status == "False"
+    quota = Blocker("QuotaExhausted", QUOTA)
+    cond = queued_condition([("t2", quota), ("t1", quota)])
+    assert (cond.status, cond.reason) == ("True", "QuotaExhausted")
+    assert cond.message == f"2 trials, e.g. t1: {QUOTA}"
+    missing = Blocker("QueueMissing", NO_QUEUE)
+    cond = queued_condition([("t1", quota), ("t2", quota), ("t3", missing)])
+    assert cond.reason == "QueueMissing" and NO_QUEUE in cond.message
+    assert "QueueMissing" in BLOCKING and "QuotaExhausted" not in BLOCKING
