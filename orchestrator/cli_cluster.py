@@ -92,9 +92,16 @@ def controller(
         str | None,
         typer.Option("--namespace", "-n", help=f"Namespace to watch; {NAMESPACE_DEFAULT}."),
     ] = None,
+    default_queue: Annotated[
+        str | None,
+        typer.Option(
+            "--default-queue",
+            help="Kueue LocalQueue of every campaign whose spec.kubernetes.queue names none.",
+        ),
+    ] = None,
 ) -> None:
     """Run the Campaign controller (in the cluster, or from a laptop)."""
     from trainbed.orchestrator.kube.adapter.namespaces import resolve_namespace
     from trainbed.orchestrator.kube.control.controller import run_controller
 
-    run_controller(namespace=resolve_namespace(namespace))
+    run_controller(namespace=resolve_namespace(namespace), default_queue=default_queue)

@@ -173,11 +173,12 @@ def test_controller_drives_seed001_to_completion(
     )
     # kubectl shows progress through the printer columns while it runs, and the pods by label
     header = _kubectl(cluster, "get", "campaigns", "-n", namespace)
-    assert header.split()[:8] == [
+    assert header.split()[:9] == [
         "NAME",
         "PHASE",
         "DONE",
         "FAILED",
+        "QUEUED",
         "RUNNING",
         "TOTAL",
         "BLOCKED",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from trainbed.orchestrator.kube.control.controller import with_default_queue
 from trainbed.orchestrator.kube.objects.campaign_status import Blocker
 from trainbed.orchestrator.kube.objects.queueing import BLOCKING, queue_reason, queued_condition
 
@@ -91,3 +92,29 @@ def test_queued_condition_names_the_commonest_and_puts_blocking_first() -> None:
     cond = queued_condition([("t1", quota), ("t2", quota), ("t3", missing)])
     assert cond.reason == "QueueMissing" and NO_QUEUE in cond.message
     assert "QueueMissing" in BLOCKING and "QuotaExhausted" not in BLOCKING
+
+
+@pytest.mark.parametrize(
+    ("kubernetes", "default", "queue"),
+    [
+        (None, None, None),
+        (None, "team-a", "team-a"),
+        ({"image": "x"}, "team-a", "team-a"),
+        ({"queue": "own"}, "team-a", "own"),  # the campaign's own queue stands
+        ({"queue": "own"}, None, "own"),
+    ],
+)
+def test_the_controllers_default_queue(
+    kubernetes: dict | None, default: str | None, queue: str | None
+) -> None:
+    data: dict[str, Any] = {"spec": {"factors": []}}
+    if kubernetes is not None:
+        data["spec"]["kubernetes"] = kubernetes
+    out = with_default_queue(data, default)
+    assert (out["spec"].get("kubernetes") or {}).get("queue") == queue
+    if kubernetes is not None:
+        assert (
+            out["spec"]["kubernetes"].items()
+            >= {k: v for k, v in kubernetes.items() if k != "queue"}.items()
+        )
+    assert data["spec"].get("kubernetes") == kubernetes, "the Campaign's own data is not changed"

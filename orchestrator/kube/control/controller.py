@@ -73,8 +73,12 @@ class Controller:
         *,
         only: str | None = None,
         results_root: Path | None = None,
+        default_queue: str | None = None,
     ) -> None:
         self.api = api
+        #: The Kueue LocalQueue of campaigns that name none (the chart's kueue.queue): on a
+        #: cluster where every batch Job must queue, a campaign cannot forget to.
+        self.default_queue = default_queue
         #: The results PVC's mount point (TRAINBED_RESULTS_PATH in the chart), or a local --out.
         self.results_root = results_root
         self.namespace = namespace
@@ -169,7 +173,10 @@ class Controller:
             return None  # already reported; wait for a new spec
         try:
             campaign = parse_campaign(
-                {k: v for k, v in obj.items() if k != "status"}, source=f"Campaign {name}"
+                with_default_queue(
+                    {k: v for k, v in obj.items() if k != "status"}, self.default_queue
+                ),
+                source=f"Campaign {name}",
             )
             refuse_unenforceable(campaign, f"Campaign {name}")  # kubectl apply skips submit's
             planned = plan_campaign(campaign)
@@ -346,16 +353,33 @@ class Controller:
             self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 
+def with_default_queue(data: dict[str, Any], queue: str | None) -> dict[str, Any]:
+    """The Campaign's data with ``spec.kubernetes.queue`` set to ``queue`` where it names
+    none (unchanged without a default, or where its own queue stands)."""
+    spec = data.get("spec")
+    if not queue or not isinstance(spec, dict):
+        return data
+    settings = spec.get("kubernetes") if isinstance(spec.get("kubernetes"), dict) else {}
+    if settings.get("queue"):
+        return data
+    return {**data, "spec": {**spec, "kubernetes": {**settings, "queue": queue}}}
+
+
 def _phase(obj: dict[str, Any]) -> str:
     return CampaignStatus.from_storage(obj.get("status")).phase
 
 
-def run_controller(namespace: str, kubeconfig: str | None = None) -> None:
+def run_controller(
+    namespace: str, kubeconfig: str | None = None, default_queue: str | None = None
+) -> None:
     """``trainbed controller``: reconcile Campaigns until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     root = os.environ.get(RESULTS_PATH)
     controller = Controller(
-        KubeApi.from_environment(kubeconfig), namespace, results_root=Path(root) if root else None
+        KubeApi.from_environment(kubeconfig),
+        namespace,
+        results_root=Path(root) if root else None,
+        default_queue=default_queue,
     ).start()
 
     # a pod being deleted: run returns, and the stop below releases the leases
