@@ -38,6 +38,7 @@ from trainbed.analysis.reporting.limits_section import assess_limits
 from trainbed.analysis.reporting.noise_section import assess_noise
 from trainbed.analysis.reporting.pareto_section import tradeoff_section
 from trainbed.analysis.reporting.quality import QUALITY_FILE, QualityOptions, trust_sections
+from trainbed.analysis.reporting.queueing_section import queueing_section
 from trainbed.analysis.reporting.recommendation_section import decision_sections
 from trainbed.analysis.reporting.response_section import SectionOptions, fit_section
 from trainbed.contract.goal import GoalSpec
@@ -222,6 +223,7 @@ def write_report(
     md = [f"# {results.name}: analysis\n\n", held.banner(), _design(results), held.markdown()]
     md += [_problems(results)]
     md += [meters_section(results.trials, results.factor_names, results.responses), noise.markdown]
+    md.append(queueing_section(results.trials))
     results = noise.results
     trials = results.trials
     names = results.factor_names
