@@ -54,6 +54,8 @@ class TrialObservation:
     #: Kueue's queueing of the trial's Job: created suspended, last admitted (None: no queue)
     queued_at: str | None = None
     admitted_at: str | None = None
+    #: Kueue's reason for each eviction (preemption) the trial waited through, oldest first
+    preemptions: tuple[str, ...] = ()
     #: process start, seconds since the epoch, when the executor measured it itself
     started: float | None = None
     enforcement: Mapping[str, Any] = field(default_factory=dict)
@@ -167,6 +169,11 @@ def outcome(spec: TrialSpec, worker: Result | None, seen: TrialObservation) -> R
     if seen.evicted:
         note = f"{seen.evicted} pod(s) evicted and retried"
         update["reason"] = "; ".join(p for p in (update.get("reason", base.reason), note) if p)
+    if seen.preemptions:
+        times = len(seen.preemptions)
+        note = f"preempted by Kueue {times}x and run again (last: {seen.preemptions[-1]})"
+        update["reason"] = "; ".join(p for p in (update.get("reason", base.reason), note) if p)
+        update["preemptions"] = list(seen.preemptions)
     update["campaign"] = base.campaign or spec.campaign
     update["trial_id"] = base.trial_id or spec.trial_id
     update["world_size"] = base.world_size or spec.workload.parallelism

@@ -7,6 +7,7 @@ the cgroup's OOM counter, the driver's stop); Kubernetes cases go through
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -278,3 +279,16 @@ def test_first_failure_without_times_prefers_an_own_exit_to_a_signal() -> None:
     assert first_failure(seen) == 1
     assert failure_cause(local(exit_codes={0: 0, 1: -9})) == "", "no log: the codes say it"
     assert failure_cause(local(exit_codes={0: 1, 1: 0}, log_tails={1: "x\n"})) == ""
+
+
+def test_kueue_preemption_is_a_note_not_a_failure() -> None:
+    """A trial Kueue preempted waited and ran again in the same Job: its outcome is the run's,
+    with each preemption's reason kept."""
+    done = job(("Complete", ""), completion=T3)
+    seen = kube(done, [indexed(0, exit_code=0), indexed(1, exit_code=0)])
+    seen = dataclasses.replace(seen, preemptions=("Preempted: by a higher-priority workload",))
+    result = outcome(SPEC, SUCCEEDED, seen)
+    assert result.status == "succeeded" and result.final_accuracy == SUCCEEDED.final_accuracy
+    assert result.preemptions == ["Preempted: by a higher-priority workload"]
+    assert "preempted by Kueue 1x and run again" in result.reason
+    assert outcome(SPEC, SUCCEEDED, kube(done, [indexed(0, exit_code=0)])).preemptions is None

@@ -150,6 +150,10 @@ class Result(BaseModel):
     #: below, which the worker measures once it runs (added in v1, optional).
     queued_at: str | None = None
     admitted_at: str | None = None
+    #: Kueue's reason for each time it preempted (evicted) the trial, which then waited and ran
+    #: again; such a re-run is not a failed attempt and does not count against the retries.
+    #: Null where it never was (added in v1, optional).
+    preemptions: list[str] | None = None
     wall_time_s: float | None = None
     train_time_s: float | None = None
     epochs_run: int = 0

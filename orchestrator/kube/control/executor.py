@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,6 +128,10 @@ class KubernetesExecutor:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=create_workers, thread_name_prefix="create")
         self._seen = caches.changes.count
+        #: trial_id -> Kueue's reason for each time it evicted the trial (its Job suspended
+        #: again); the trial then waits and runs again in the same Job, not as a failure
+        self.preemptions: dict[str, list[str]] = {}
+        self._evicted: set[str] = set()
         #: Kueue's Workloads, read where the campaign queues its trials (None: no queue)
         self.workloads = caches.watch_workloads() if campaign.spec.kubernetes.queue else None
         caches.mark_all(self.name)
@@ -168,6 +173,11 @@ class KubernetesExecutor:
             held = queue_reason(self.caches.workload(job_name(self.name, trial_id)))
             entry["reason"] = f"{held.reason}: {held.message}"
             entry["held"] = held
+            if held.reason == "Evicted" and trial_id not in self._evicted:
+                self._evicted.add(trial_id)  # one eviction, however many passes see it
+                self.preemptions.setdefault(trial_id, []).append(held.message)
+        else:
+            self._evicted.discard(trial_id)
         self.live[trial_id] = entry
         created = _ts(job["metadata"].get("creationTimestamp"))
         phase = Phase.FINISHED if job_finished(job) else Phase.RUNNING
@@ -211,6 +221,7 @@ class KubernetesExecutor:
         job, pods = self.caches.trial(self.name, trial_id)
         assert job is not None and job_finished(job), f"{trial_id}: recorded once it finished"
         seen = observation(job, pods, results_visible=self.results is not None)
+        seen = replace(seen, preemptions=tuple(self.preemptions.pop(trial_id, ())))
         spec = self.specs[trial_id]
         if self.results is None:
             self.seen[trial_id] = seen
