@@ -112,12 +112,17 @@ def test_a_finished_entry_carries_the_recorded_outcome() -> None:
     assert (entry["status"], entry["reason"]) == ("oom_killed", recorded.reason)
 
 
-def queued_job(*suspended: tuple[str, str]) -> dict[str, Any]:
-    """A Job with Kueue's queue label and its ``Suspended`` transitions: (status, time)."""
+def queued_job(suspend: bool | None, started: str | None = None, *conditions: str) -> dict:
+    """A Job with Kueue's queue label: its ``spec.suspend`` (None: the spec is not at hand),
+    ``status.startTime``, and ``Suspended`` conditions by status."""
     obj = job()
     obj["metadata"]["labels"] = {QUEUE_LABEL: "team-a"}
+    if suspend is not None:
+        obj["spec"] = {"suspend": suspend}
+    if started:
+        obj["status"]["startTime"] = started
     obj["status"]["conditions"] = [
-        {"type": "Suspended", "status": s, "lastTransitionTime": t} for s, t in suspended
+        {"type": "Suspended", "status": c, "lastTransitionTime": T1} for c in conditions
     ]
     return obj
 
@@ -125,11 +130,14 @@ def queued_job(*suspended: tuple[str, str]) -> dict[str, Any]:
 QUEUE_CASES = [
     # (case, job, pods, phase, queued, admitted)
     ("no queue: nothing queued", job(), [pod()], "Running", None, None),
-    ("created suspended, not yet seen", queued_job(), [], "Created", T0, None),
-    ("waiting for Kueue", queued_job(("True", T1)), [], "Queued", T0, None),
-    ("admitted, pods running", queued_job(("False", T2)), [pod()], "Running", T0, T2),
+    # created suspended: queued before the Job controller has said anything
+    ("created suspended", queued_job(True), [], "Queued", T0, None),
+    ("waiting, condition only", queued_job(None, None, "True"), [], "Queued", T0, None),
+    ("admitted, pods running", queued_job(False, T2, "False"), [pod()], "Running", T0, T2),
+    # admitted before the Job controller ever saw it suspended: no condition, a start time
+    ("admitted at once", queued_job(False, T2), [pod()], "Running", T0, T2),
     # an eviction (preemption) suspends it again; its pods are going away
-    ("evicted back into the queue", queued_job(("True", T3)), [pod()], "Queued", T0, None),
+    ("evicted back into the queue", queued_job(True, T2, "True"), [pod()], "Queued", T0, None),
 ]
 
 

@@ -19,8 +19,9 @@ from trainbed.orchestrator.kube.adapter.informer import Changes, Informer, Obj
 
 def slim(obj: Obj) -> Obj:
     """What the executor reads of a Job or a pod: names, trainbed's labels, the rank
-    annotation, the creation time, and the status. Spec, managedFields and the level
-    annotations stay out of the cache (they are most of an object's size)."""
+    annotation, the creation time, the status, and a Job's ``suspend``. The rest of the spec,
+    managedFields and the level annotations stay out of the cache (they are most of an
+    object's size)."""
     meta = obj.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     kept: dict[str, Any] = {
@@ -30,7 +31,11 @@ def slim(obj: Obj) -> Obj:
     }
     if INDEX_ANNOTATION in annotations:
         kept["annotations"] = {INDEX_ANNOTATION: annotations[INDEX_ANNOTATION]}
-    return {"metadata": kept, "status": obj.get("status") or {}}
+    slimmed = {"metadata": kept, "status": obj.get("status") or {}}
+    suspend = (obj.get("spec") or {}).get("suspend")
+    if suspend is not None:  # a Job Kueue holds: suspended until admitted
+        slimmed["spec"] = {"suspend": suspend}
+    return slimmed
 
 
 def slim_workload(obj: Obj) -> Obj:

@@ -22,7 +22,7 @@ from trainbed.orchestrator.kube.objects.campaign_status import (
     with_conditions,
 )
 from trainbed.orchestrator.kube.objects.queueing import queued_condition
-from trainbed.orchestrator.kube.objects.trial_status import QUEUED
+from trainbed.orchestrator.kube.objects.trial_status import CREATING, QUEUED
 
 #: A live campaign's status says the controller looked at it at most this long ago.
 HEARTBEAT_S = 30.0
@@ -64,7 +64,9 @@ class CampaignRuntime:
         found = executor.blockers(time.time())
         if self.pvc is not None:
             found.insert(0, ("", self.pvc))
-        queued = sum(1 for entry in flight if entry.phase == QUEUED)
+        # a Job being created with a queue is created suspended: it enters the queue
+        waiting = (QUEUED, CREATING) if self.campaign.spec.kubernetes.queue else (QUEUED,)
+        queued = sum(1 for entry in flight if entry.phase in waiting)
         running = len(flight) - queued
         started = previous.started_at or (stamp if flight or executor.done else "")
         complete = executor.done >= self.total

@@ -46,6 +46,7 @@ from trainbed.orchestrator.kube.objects.manifests import (
 from trainbed.orchestrator.kube.objects.metadata import job_name
 from trainbed.orchestrator.kube.objects.queueing import BLOCKING, queue_reason
 from trainbed.orchestrator.kube.objects.trial_status import (
+    CREATING,
     QUEUED,
     job_finished,
     observation,
@@ -287,7 +288,7 @@ class KubernetesExecutor:
         ]
         with self._lock:
             creating = [t for t in self._creating if t not in self.live]
-        out += [InFlight(t, "Creating", _iso(self._creating.get(t))) for t in creating]
+        out += [InFlight(t, CREATING, _iso(self._creating.get(t))) for t in creating]
         return out
 
     def blockers(self, now: float) -> list[tuple[str, Blocker]]:

@@ -19,6 +19,8 @@ from trainbed.orchestrator.outcome import OOM_EXIT_CODE, TrialObservation
 FINAL = ("Complete", "Failed")
 #: The phase of a trial whose Job waits for Kueue (suspended in its queue).
 QUEUED = "Queued"
+#: The phase of a trial whose objects the controller is creating (no Job in the cache yet).
+CREATING = "Creating"
 
 
 def _conditions(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,25 +108,26 @@ def _exit_codes(pods: list[dict[str, Any]]) -> dict[int, int | None]:
 
 
 def queueing(job: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(queued_at, admitted_at) of a Job that Kueue manages (it carries the queue label):
-    created suspended at its creation time, admitted when the Job controller last saw
-    ``suspend`` turn false (its ``Suspended`` condition's ``False`` transition). (None, None)
-    for a Job without a queue."""
+    """(queued_at, admitted_at) of a Job that Kueue manages (it carries the queue label): it
+    was created suspended, so queued at its creation, and admitted when Kueue last resumed it,
+    which the Job's ``status.startTime`` records (unset while suspended since its creation,
+    set again at each resume). (None, None) for a Job without a queue."""
     meta = job.get("metadata") or {}
     if QUEUE_LABEL not in (meta.get("labels") or {}):
         return None, None
-    admitted = None
-    for cond in _conditions(job):
-        if cond.get("type") == "Suspended" and cond.get("status") == "False":
-            admitted = cond.get("lastTransitionTime")
+    admitted = None if queued(job) else (job.get("status") or {}).get("startTime")
     return meta.get("creationTimestamp"), admitted
 
 
 def queued(job: dict[str, Any]) -> bool:
-    """Suspended and waiting for Kueue (created so, or suspended again by an eviction)."""
-    return QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {}) and bool(
-        _true(job, "Suspended")
-    )
+    """Suspended and waiting for Kueue (created so, or suspended again by an eviction): its
+    ``spec.suspend``, or, where the spec is not at hand, its ``Suspended`` condition."""
+    if QUEUE_LABEL not in ((job.get("metadata") or {}).get("labels") or {}):
+        return False
+    spec = job.get("spec")
+    if isinstance(spec, dict) and "suspend" in spec:
+        return bool(spec["suspend"]) and not job_finished(job)
+    return bool(_true(job, "Suspended"))
 
 
 def observation(
