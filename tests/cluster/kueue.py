@@ -3,16 +3,24 @@
 Kueue is built from its Go module (``go install sigs.k8s.io/kueue/cmd/kueue@VERSION``, its own
 GOBIN: its Kubernetes libraries are not the tools module's) into ``kueue-<version>/bin`` of the
 cache, with the module's CRDs and webhook configurations copied beside it. It runs as a process
-of the cluster's state dir, like the other components, with the admin kubeconfig:
+of the cluster's state dir, like the other components, with the admin kubeconfig, and is
+installed as its own kustomization would install it, with three changes a host process needs:
 
-* its configuration integrates ``batch/job`` only, with leader election off (one manager);
-* its webhooks are served on 127.0.0.1 with a certificate of the cluster's CA (Kueue's own
-  certificate rotation is off: there is no Service in front of a host process), and registered
-  with ``url`` client configs pointing there. They keep Kueue's ``failurePolicy: Fail``; their
-  Job webhooks select only Jobs that carry the queue label, so that the other tests sharing the
-  cluster create Jobs while Kueue is stopped, and a queued Job is refused as on any cluster;
-* the visibility API server is off (it needs API aggregation, which nothing here uses).
+* its webhook Service ``kueue-webhook-service`` has no selector; an EndpointSlice points it at
+  this machine's own address (not loopback, which an EndpointSlice may not hold), where the
+  manager serves, and the API server (``--enable-aggregator-routing``) calls that address;
+* its configuration integrates ``batch/job`` only, with leader election and the metrics
+  endpoint off, and the visibility API server off (it needs API aggregation);
+* of its webhooks, only the Job and Kueue-kind ones are registered (the others would call
+  paths this configuration does not serve), and the Job ones select only Jobs that carry the
+  queue label, so that the other tests sharing the cluster create Jobs while Kueue is stopped.
+  They keep Kueue's ``failurePolicy: Fail``: a queued Job is refused while Kueue is down, as on
+  any cluster.
 
+Kueue's own certificate management stays on: it makes the serving certificate for the Service's
+name into its Secret and injects its CA into the webhook configurations and the conversion
+webhooks of its CRDs. Where a kubelet would project that Secret into the pod, ``start`` writes
+its keys into the manager's certDir.
 ``stop`` and ``start`` let a test take Kueue away mid-campaign; ``down`` stops it with the rest.
 Standard library only.
 """
@@ -20,10 +28,13 @@ Standard library only.
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,10 +48,13 @@ MODULE = "sigs.k8s.io/kueue"
 DIR = launcher.CACHE / f"kueue-{VERSION}"
 NAME = "kueue"  # its pid and log file names in the state dir
 NAMESPACE = "kueue-system"
+SERVICE = "kueue-webhook-service"
+SECRET = "kueue-webhook-server-cert"  # where Kueue's rotator keeps its serving certificate
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-#: The webhooks trainbed needs: batch/v1 Jobs and Kueue's own kinds (the others would call
-#: paths that this configuration does not serve).
+#: The webhooks trainbed needs: batch/v1 Jobs and Kueue's own kinds.
 _WEBHOOK_PATHS = ("-batch-v1-job", "-kueue-x-k8s-io-")
+#: The CRDs Kueue converts between versions (its kustomization's crd/patches/webhook_in_*).
+_CONVERTED = ("localqueues", "clusterqueues", "workloads", "cohorts", "multikueueclusters")
 
 
 def _log(message: str) -> None:
@@ -95,20 +109,21 @@ def _kubectl(cluster: launcher.Cluster, *args: str, input_text: str | None = Non
     return proc.stdout
 
 
-def _serving_certificate(pki: Path, home: Path) -> Path:
-    """``certs/tls.crt`` and ``tls.key`` for 127.0.0.1, signed by the cluster's CA."""
-    certs = home / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    request = ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr"]
-    launcher._openssl(*request, "-subj", "/CN=kueue-webhook", cwd=certs)
-    ca = ["-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial"]
-    sign = ["x509", "-req", "-in", "tls.csr", *ca, "-out", "tls.crt", "-days", "3650"]
-    launcher._openssl(*sign, "-extfile", "ext", cwd=certs)
-    return certs
+def host_address() -> str:
+    """This machine's address towards its default route (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("10.254.254.254", 9))
+        address = sock.getsockname()[0]
+        ip = ipaddress.ip_address(address)
+        if not (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
+            return address
+    raise launcher.ClusterError(
+        "Kueue's webhooks need an address of this machine that is not loopback (an "
+        "EndpointSlice may not hold one), and none was found: no IPv4 default route"
+    )
 
 
-def configuration(webhook_port: int, health_port: int, cert_dir: Path) -> dict:
+def configuration(address: str, webhook_port: int, health_port: int, cert_dir: Path) -> dict:
     """Kueue's Configuration (JSON is YAML) for one manager on this machine."""
     return {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2",
@@ -116,17 +131,17 @@ def configuration(webhook_port: int, health_port: int, cert_dir: Path) -> dict:
         "namespace": NAMESPACE,
         "health": {"healthProbeBindAddress": f"127.0.0.1:{health_port}"},
         "metrics": {"bindAddress": "0"},
-        "webhook": {"host": "127.0.0.1", "port": webhook_port, "certDir": str(cert_dir)},
+        "webhook": {"host": address, "port": webhook_port, "certDir": str(cert_dir)},
         "leaderElection": {"leaderElect": False},
-        "internalCertManagement": {"enable": False},
+        "internalCertManagement": {"enable": True, "webhookServiceName": SERVICE},
         "manageJobsWithoutQueueName": False,
         "clientConnection": {"qps": 100, "burst": 200},
         "integrations": {"frameworks": ["batch/job"]},
     }
 
 
-def webhooks(listed: dict, port: int, ca_bundle: bytes) -> list[dict]:
-    """Kueue's webhook configurations, pointed at 127.0.0.1:``port``, with only the Job and
+def webhooks(listed: dict) -> list[dict]:
+    """Kueue's webhook configurations as its kustomization names them, with only the Job and
     Kueue-kind webhooks, and the Job ones only for Jobs with a queue label."""
     configs = []
     for config in listed.get("items", []):
@@ -136,8 +151,7 @@ def webhooks(listed: dict, port: int, ca_bundle: bytes) -> list[dict]:
             if not any(part in path for part in _WEBHOOK_PATHS):
                 continue
             hook["clientConfig"] = {
-                "url": f"https://127.0.0.1:{port}{path}",
-                "caBundle": base64.b64encode(ca_bundle).decode(),
+                "service": {"name": SERVICE, "namespace": NAMESPACE, "path": path}
             }
             hook["namespaceSelector"] = {
                 "matchExpressions": [
@@ -153,9 +167,54 @@ def webhooks(listed: dict, port: int, ca_bundle: bytes) -> list[dict]:
                     "matchExpressions": [{"key": QUEUE_LABEL, "operator": "Exists"}]
                 }
             kept.append(hook)
-        config["metadata"] = {"name": f"kueue-{config['metadata']['name']}"}
-        configs.append({**config, "webhooks": kept})
+        metadata = {"name": f"kueue-{config['metadata']['name']}"}
+        configs.append({**config, "metadata": metadata, "webhooks": kept})
     return configs
+
+
+def service_objects(address: str, port: int) -> list[dict]:
+    """Kueue's namespace and certificate Secret, its webhook Service without a selector, and
+    the Service's EndpointSlice: this machine's address."""
+    labels = {"kubernetes.io/service-name": SERVICE}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        # the empty Secret Kueue's certificate rotator fills (its internalcert component)
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET, "namespace": NAMESPACE},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]},
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": f"{SERVICE}-host", "namespace": NAMESPACE, "labels": labels},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        },
+    ]
+
+
+def _conversion_patch() -> str:
+    service = {"name": SERVICE, "namespace": NAMESPACE, "path": "/convert"}
+    webhook = {"clientConfig": {"service": service}, "conversionReviewVersions": ["v1"]}
+    return json.dumps({"spec": {"conversion": {"strategy": "Webhook", "webhook": webhook}}})
+
+
+def _documents(text: str) -> list[dict]:
+    """The JSON objects kubectl prints one after another for a multi-document file."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        obj, end = decoder.raw_decode(text, text.index("{", at))
+        found.append(obj)
+        at = end
+    return found
 
 
 def _ready(health_port: int) -> bool:
@@ -179,7 +238,36 @@ def start(cluster: launcher.Cluster) -> None:
             "--feature-gates=VisibilityOnDemand=false",
         ],
     )
-    launcher._wait("Kueue's /readyz", lambda: _ready(ports["health"]), 120, state, NAME)
+    certs = home / "certs"
+
+    def ready() -> bool:
+        # as a kubelet syncs a Secret volume: the rotator writes the Secret, then waits to see
+        # its certificate in certDir before it injects the CA and serves
+        if not (certs / "tls.crt").exists():
+            _mount_secret(cluster, certs)
+        return _ready(ports["health"])
+
+    launcher._wait("Kueue's /readyz", ready, 120, state, NAME)
+
+
+def _mount_secret(cluster: launcher.Cluster, certs: Path) -> None:
+    """Write the certificate Secret's keys into ``certs`` once Kueue has filled it."""
+    out = subprocess.run(
+        [launcher.kubectl_path(), f"--kubeconfig={cluster.kubeconfig}", "get", "secret"]
+        + [SECRET, "-n", NAMESPACE, "-o", "json"],
+        capture_output=True,
+        text=True,
+    )
+    data = (json.loads(out.stdout).get("data") or {}) if out.returncode == 0 else {}
+    if not data.get("tls.crt") or not data.get("tls.key"):
+        return
+    certs.mkdir(parents=True, exist_ok=True)
+    for key in ("ca.crt", "tls.key", "tls.crt"):  # tls.crt last: its presence means all
+        if data.get(key):
+            temporary = certs / f".{key}"
+            temporary.write_bytes(base64.b64decode(data[key]))
+            temporary.chmod(0o600)
+            os.replace(temporary, certs / key)
 
 
 def stop(state: Path) -> None:
@@ -187,42 +275,51 @@ def stop(state: Path) -> None:
     pid = launcher._pids(state, (NAME,)).get(NAME)
     if pid is None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
     deadline = time.time() + 10
     while launcher._alive(pid) and time.time() < deadline:
         time.sleep(0.05)
 
 
+def _check_api_server(cluster: launcher.Cluster) -> None:
+    pid = launcher._pids(cluster.state).get("kube-apiserver")
+    with contextlib.suppress(OSError, TypeError):
+        if b"--enable-aggregator-routing=true" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            raise launcher.ClusterError(
+                f"the cluster in {cluster.state} was started by an older launcher (its API "
+                "server cannot call a webhook behind a Service): scripts/cluster down, then "
+                "up --kueue"
+            )
+
+
 def up(cluster: launcher.Cluster) -> None:
-    """Kueue's CRDs, its namespace, the manager, then its webhooks (a no-op when running)."""
+    """Kueue's CRDs, Service, webhooks, then the manager (a no-op when it runs)."""
+    _check_api_server(cluster)
     started = time.time()
     folder, home = build(), _home(cluster.state)
+    address = host_address()
     if not (home / "ports.json").exists():
         home.mkdir(parents=True, exist_ok=True)
-        certs = _serving_certificate(cluster.state / "pki", home)
         ports = {"webhook": launcher._free_port(), "health": launcher._free_port()}
-        config = configuration(ports["webhook"], ports["health"], certs)
+        config = configuration(address, ports["webhook"], ports["health"], home / "certs")
         (home / "config.yaml").write_text(json.dumps(config, indent=1))
         (home / "ports.json").write_text(json.dumps(ports))
     ports = json.loads((home / "ports.json").read_text())
     _kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(folder / "crds"))
+    for plural in _CONVERTED:
+        crd = f"{plural}.kueue.x-k8s.io"
+        _kubectl(cluster, "patch", "crd", crd, "--type=merge", "-p", _conversion_patch())
     _kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    _kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(namespace))
-    start(cluster)
-    listed = json.loads(
-        _kubectl(
-            cluster, "create", "--dry-run=client", "-o", "json", "-f", str(folder / "webhooks.yaml")
-        )
+    as_json = _kubectl(
+        cluster, "create", "--dry-run=client", "-o", "json", "-f", str(folder / "webhooks.yaml")
     )
-    ca_bundle = (cluster.state / "pki" / "ca.crt").read_bytes()
-    items = webhooks(listed, ports["webhook"], ca_bundle)
-    configs = {"apiVersion": "v1", "kind": "List", "items": items}
-    _kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(configs))
-    _log(f"Kueue {VERSION} ready in {time.time() - started:.1f} s")
+    listed = {"items": _documents(as_json)}
+    items = [*service_objects(address, ports["webhook"]), *webhooks(listed)]
+    objects = {"apiVersion": "v1", "kind": "List", "items": items}
+    _kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(objects))
+    start(cluster)
+    _log(f"Kueue {VERSION} ready in {time.time() - started:.1f} s (webhooks at {address})")
 
 
 def running(state: Path) -> bool:

@@ -654,6 +654,9 @@ def _up(nodes: int, node_cpu: str, node_memory: str, state: Path) -> Cluster:
             "DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
             "--allow-privileged=true",
             "--service-cluster-ip-range=10.96.0.0/16",
+            # a webhook behind a Service (Kueue's) is called at its EndpointSlice's address:
+            # nothing here routes ClusterIPs
+            "--enable-aggregator-routing=true",
             f"--cert-dir={pki / 'apiserver'}",
             "--profiling=false",
             "--v=1",

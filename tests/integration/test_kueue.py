@@ -5,6 +5,11 @@ front of the real control plane; kwok nodes run the pods.
   created at once, and Kueue runs them one at a time; each record says when it was queued and
   admitted, and the Campaign showed queued trials while it ran.
 - A LocalQueue that does not exist: the Campaign's Blocked condition names it within 30 s.
+- Kueue stopped mid-campaign (SIGKILL): nothing new is admitted and the Jobs it refuses to
+  create wait; started again, it admits the rest and the campaign completes with every trial
+  recorded once.
+- A higher-priority workload preempts a running trial: the trial is queued again, runs again
+  and is recorded as succeeded with its preemption.
 """
 
 # ruff: noqa: F811 (the shared fixtures are imported from test_controller)
@@ -23,9 +28,14 @@ from tests.cluster import kueue, launcher
 from tests.cluster.simulated import SIM_DURATION
 from tests.integration.test_blocked import SAYS_WHY_S, _blocked_within
 from tests.integration.test_controller import _run_controller, api, namespace, records  # noqa: F401
-from trainbed.contract.kueue import QUEUE_LABEL
+from trainbed.contract.kueue import PRIORITY_CLASS_LABEL, QUEUE_LABEL
 from trainbed.orchestrator.kube.adapter.api import KubeApi
+from trainbed.orchestrator.kube.control.controller import Controller
 from trainbed.orchestrator.kube.objects.campaign_status import CampaignStatus
+from trainbed.orchestrator.kube.objects.metadata import (
+    container_security_context,
+    pod_security_context,
+)
 from trainbed.orchestrator.kube.verbs.commands import campaign_object
 from trainbed.orchestrator.plan.parse import parse_campaign
 
@@ -55,19 +65,45 @@ def _apply(cluster: launcher.Cluster, *objects: dict[str, Any]) -> None:
     )
 
 
+GROUP = "kueue.x-k8s.io/v1beta2"
+
+
+def _priority(name: str, value: int) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "WorkloadPriorityClass",
+        "metadata": {"name": name},
+        "value": value,
+    }
+
+
 @pytest.fixture
 def queue(with_kueue: launcher.Cluster, namespace: str) -> Iterator[str]:
-    """A LocalQueue in ``namespace`` on a ClusterQueue of its own with room for one trial."""
-    group = "kueue.x-k8s.io/v1beta2"
+    """A LocalQueue in ``namespace`` on a ClusterQueue of its own with room for one trial,
+    which preempts lower-priority work for higher."""
+    group = GROUP
     cluster_queue = f"cq-{namespace}"
     _apply(
         with_kueue,
         {"apiVersion": group, "kind": "ResourceFlavor", "metadata": {"name": "default"}},
         {
             "apiVersion": group,
+            "kind": "WorkloadPriorityClass",
+            "metadata": {"name": "low"},
+            "value": 10,
+        },
+        {
+            "apiVersion": group,
+            "kind": "WorkloadPriorityClass",
+            "metadata": {"name": "high"},
+            "value": 1000,
+        },
+        {
+            "apiVersion": group,
             "kind": "ClusterQueue",
             "metadata": {"name": cluster_queue},
             "spec": {
+                "preemption": {"withinClusterQueue": "LowerPriority"},
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
                 "resourceGroups": [
                     {
@@ -101,7 +137,7 @@ def queue(with_kueue: launcher.Cluster, namespace: str) -> Iterator[str]:
     )
 
 
-def _campaign(namespace: str, name: str, queue: str, duration: str) -> dict[str, Any]:
+def _campaign(namespace: str, name: str, queue: str, duration: str, **kube: Any) -> dict[str, Any]:
     data = {
         "apiVersion": "trainbed.io/v1alpha1",
         "kind": "Campaign",
@@ -121,6 +157,7 @@ def _campaign(namespace: str, name: str, queue: str, duration: str) -> dict[str,
                 "image": "trainbed:test",
                 "pod_annotations": {SIM_DURATION: duration},
                 "queue": queue,
+                **kube,
             },
         },
     }
@@ -183,3 +220,114 @@ def test_missing_local_queue_is_named_within_30_s(
     assert "LocalQueue nope doesn't exist" in blocked.message
     queued = status.condition("Queued")
     assert queued is not None and queued.reason == "QueueMissing"
+
+
+def _admitted(api: KubeApi, namespace: str, name: str) -> set[str]:
+    """The Jobs of campaign ``name`` that Kueue has let run (no longer suspended)."""
+    jobs = api.batch.list_namespaced_job(namespace, label_selector=f"trainbed.io/campaign={name}")
+    return {j.metadata.name for j in jobs.items if not j.spec.suspend}
+
+
+def test_kueue_stopped_mid_campaign_then_back(
+    api: KubeApi, with_kueue: launcher.Cluster, namespace: str, queue: str
+) -> None:
+    obj = _campaign(namespace, "outage", queue, duration="2s")
+    obj["spec"]["execution"]["concurrency"] = 2  # so that Jobs are created during the outage
+    api.apply_campaign(obj)
+    controller = Controller(api, namespace, only="outage").start()
+    try:
+        deadline = time.monotonic() + 60
+        while not _admitted(api, namespace, "outage") and time.monotonic() < deadline:
+            controller.reconcile_once()
+            time.sleep(0.3)
+        admitted = _admitted(api, namespace, "outage")
+        assert admitted, "Kueue admitted nothing"
+        kueue.stop(with_kueue.state)
+        outage_ends = time.monotonic() + 12  # the first trial (2 s) ends meanwhile
+        while time.monotonic() < outage_ends:
+            controller.reconcile_once()
+            time.sleep(0.3)
+        assert _admitted(api, namespace, "outage") == admitted, "admitted while Kueue was down"
+        kueue.start(with_kueue)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            controller.reconcile_once()
+            got = api.get_campaign(namespace, "outage") or {}
+            if CampaignStatus.from_storage(got.get("status")).phase == "Completed":
+                break
+            time.sleep(0.3)
+    finally:
+        controller.stop()
+        kueue.start(with_kueue)
+    entries = records(api, namespace, "outage")
+    assert len(entries) == 4 and all(e["status"] == "succeeded" for e in entries.values())
+    jobs = api.batch.list_namespaced_job(namespace, label_selector="trainbed.io/campaign=outage")
+    assert len(jobs.items) == 4, "a trial's Job was created twice"
+
+
+def _high_priority_job(namespace: str, queue: str) -> dict[str, Any]:
+    """Someone else's Job that needs the whole quota, at a higher Kueue priority."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "urgent",
+            "namespace": namespace,
+            "labels": {QUEUE_LABEL: queue, PRIORITY_CLASS_LABEL: "high"},
+        },
+        "spec": {
+            "suspend": True,
+            "template": {
+                "metadata": {"annotations": {SIM_DURATION: "3s"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "urgent:test",
+                            "securityContext": container_security_context(),
+                            "resources": {"requests": {"cpu": str(QUOTA_CPU), "memory": "1Gi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def test_preempted_trial_is_recorded_and_runs_again(
+    api: KubeApi, with_kueue: launcher.Cluster, namespace: str, queue: str
+) -> None:
+    obj = _campaign(namespace, "preempt", queue, duration="8s", priority_class="low")
+    api.apply_campaign(obj)
+    controller = Controller(api, namespace, only="preempt").start()
+    preempted_seen = False
+    try:
+        deadline = time.monotonic() + 60
+        while not _admitted(api, namespace, "preempt") and time.monotonic() < deadline:
+            controller.reconcile_once()
+            time.sleep(0.3)
+        victims = _admitted(api, namespace, "preempt")
+        assert victims, "Kueue admitted nothing"
+        _apply(with_kueue, _high_priority_job(namespace, queue))
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            controller.reconcile_once()
+            got = api.get_campaign(namespace, "preempt") or {}
+            status = CampaignStatus.from_storage(got.get("status"))
+            queued = status.condition("Queued")
+            preempted_seen |= queued is not None and queued.reason == "Evicted"
+            if status.phase == "Completed":
+                break
+            time.sleep(0.3)
+    finally:
+        controller.stop()
+    entries = records(api, namespace, "preempt")
+    assert len(entries) == 4 and all(e["status"] == "succeeded" for e in entries.values())
+    preempted = {t: e for t, e in entries.items() if "preempted by Kueue" in e.get("reason", "")}
+    assert preempted, f"no trial recorded its preemption: {entries}"
+    assert preempted_seen, "the Campaign never said a trial was evicted"
+    urgent = api.batch.read_namespaced_job("urgent", namespace)
+    assert urgent.status.succeeded == 1
