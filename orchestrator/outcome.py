@@ -56,6 +56,8 @@ class TrialObservation:
     admitted_at: str | None = None
     #: Kueue's reason for each eviction (preemption) the trial waited through, oldest first
     preemptions: tuple[str, ...] = ()
+    #: other Workloads Kueue admitted in the namespace while the trial ran
+    admitted_beside: tuple[str, ...] = ()
     #: process start, seconds since the epoch, when the executor measured it itself
     started: float | None = None
     enforcement: Mapping[str, Any] = field(default_factory=dict)
@@ -174,6 +176,8 @@ def outcome(spec: TrialSpec, worker: Result | None, seen: TrialObservation) -> R
         note = f"preempted by Kueue {times}x and run again (last: {seen.preemptions[-1]})"
         update["reason"] = "; ".join(p for p in (update.get("reason", base.reason), note) if p)
         update["preemptions"] = list(seen.preemptions)
+    if seen.admitted_beside:
+        update["admitted_beside"] = list(seen.admitted_beside)
     update["campaign"] = base.campaign or spec.campaign
     update["trial_id"] = base.trial_id or spec.trial_id
     update["world_size"] = base.world_size or spec.workload.parallelism

@@ -18,6 +18,7 @@ from trainbed.analysis.models.noise import NoisePolicy, has_records, noise_frame
 from trainbed.analysis.reading.load import Results
 from trainbed.analysis.reporting import tables
 from trainbed.analysis.reporting.text import records
+from trainbed.contract.records import Result
 
 
 @dataclass
@@ -44,6 +45,7 @@ def assess_noise(results: Results, policy: NoisePolicy, out: Path) -> NoiseAsses
             "them), so nothing here says whether the machine was quiet.\n"
         )
         data["trials"] = []
+        md.append(_beside_note(results.records, data))
         return NoiseAssessment(results, frame, [], "".join(md), data)
     flagged = frame[frame["flagged"]]
     limit = f"{policy.threshold:.0%}"
@@ -131,7 +133,25 @@ def assess_noise(results: Results, policy: NoisePolicy, out: Path) -> NoiseAsses
     if policy.block:
         md.append(f"\nThe {policy.block} is also fitted as a block: see *Adjusted effects*.\n")
     data["excluded"] = excluded
+    md.append(_beside_note(results.records, data))
     return NoiseAssessment(results, frame, excluded, "".join(md), data)
+
+
+def _beside_note(found: dict[str, Result], data: dict[str, Any]) -> str:
+    """Which trials ran while Kueue had admitted other work in their namespace (the records'
+    ``admitted_beside``), or nothing. Noted, not flagged: on a shared cluster that work may or
+    may not have shared a trial's nodes, and the load records say whether it competed."""
+    beside = {t: list(r.admitted_beside) for t, r in sorted(found.items()) if r.admitted_beside}
+    data["admitted_beside"] = beside
+    if not beside:
+        return ""
+    shown = "; ".join(f"{t} (beside {_first(names)})" for t, names in beside.items())
+    return (
+        f"\n**{len(beside)} of {len(found)} trials ran while Kueue had admitted other work in "
+        f"their namespace** (other campaigns' trials, other teams' Jobs), which may have shared "
+        f"their nodes: {shown}. Work outside the namespace is out of the controller's sight; "
+        "the load records above are what say whether anything competed for a trial's CPUs.\n"
+    )
 
 
 def _spread(frame: pd.DataFrame) -> float:
@@ -148,3 +168,8 @@ def _without(frame: pd.DataFrame, trial_ids: list[str]) -> pd.DataFrame:
     if frame.empty or "trial_id" not in frame:
         return frame
     return frame[~frame["trial_id"].isin(trial_ids)].reset_index(drop=True)
+
+
+def _first(names: list[str], shown: int = 3) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")

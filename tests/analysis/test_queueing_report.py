@@ -26,7 +26,8 @@ def _stamp(seconds: float) -> str:
 
 @pytest.fixture(scope="module")
 def queued(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
-    """The campaign with trial k queued at 0 and admitted at 10*k s (the last never)."""
+    """The campaign with trial k queued at 0 and admitted at 10*k s (the last never); the
+    first ran beside other work Kueue admitted."""
     root = write_results(tmp_path_factory.mktemp("queued"), SPEC)
     paths = sorted((root / "trials").glob("*/result.json"))
     waits = {}
@@ -36,6 +37,8 @@ def queued(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fl
         if k < len(paths) - 1:
             data["admitted_at"] = _stamp(10 * k)
             waits[path.parent.name] = 10.0 * k
+        if k == 0:  # it ran while Kueue had admitted someone else's Job
+            data["admitted_beside"] = ["job-urgent-1a2b3"]
         path.write_text(json.dumps(data))
     return root, waits
 
@@ -58,6 +61,9 @@ def test_report_lists_the_waits(queued: tuple[Path, dict[str, float]], tmp_path:
     assert f"{total:.1f} s in total" in text and "1 never admitted" in text
     longest = max(waits, key=waits.get)
     assert f"| {longest} |" in text
+    noise = text.split("## Noise", 1)[1].split("\n## ", 1)[0]
+    first = min(waits)
+    assert f"{first} (beside job-urgent-1a2b3)" in noise, noise
     assert "not part of `time`" in text
 
 

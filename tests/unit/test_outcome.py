@@ -292,3 +292,12 @@ def test_kueue_preemption_is_a_note_not_a_failure() -> None:
     assert result.preemptions == ["Preempted: by a higher-priority workload"]
     assert "preempted by Kueue 1x and run again" in result.reason
     assert outcome(SPEC, SUCCEEDED, kube(done, [indexed(0, exit_code=0)])).preemptions is None
+
+
+def test_other_admitted_work_is_kept_beside_the_result() -> None:
+    done = job(("Complete", ""), completion=T3)
+    seen = kube(done, [indexed(0, exit_code=0), indexed(1, exit_code=0)])
+    beside = dataclasses.replace(seen, admitted_beside=("job-urgent-1a2b3",))
+    result = outcome(SPEC, SUCCEEDED, beside)
+    assert result.admitted_beside == ["job-urgent-1a2b3"] and result.status == "succeeded"
+    assert outcome(SPEC, SUCCEEDED, seen).admitted_beside is None

@@ -9,7 +9,14 @@ import pytest
 
 from trainbed.orchestrator.kube.control.controller import with_default_queue
 from trainbed.orchestrator.kube.objects.campaign_status import Blocker
-from trainbed.orchestrator.kube.objects.queueing import BLOCKING, queue_reason, queued_condition
+from trainbed.orchestrator.kube.objects.queueing import (
+    BLOCKING,
+    Span,
+    admission_span,
+    admitted_beside,
+    queue_reason,
+    queued_condition,
+)
 
 
 def workload(*conditions: tuple[str, str, str, str]) -> dict[str, Any]:
@@ -118,3 +125,46 @@ def test_the_controllers_default_queue(
             >= {k: v for k, v in kubernetes.items() if k != "queue"}.items()
         )
     assert data["spec"].get("kubernetes") == kubernetes, "the Campaign's own data is not changed"
+
+
+def _at(*conditions: tuple[str, str, str]) -> dict[str, Any]:
+    """A Workload with (type, status, lastTransitionTime) conditions."""
+    found = [{"type": t, "status": s, "lastTransitionTime": at} for t, s, at in conditions]
+    return {"status": {"conditions": found}}
+
+
+T1, T2, T3 = "2026-12-05T10:00:01Z", "2026-12-05T10:00:09Z", "2026-12-05T10:00:20Z"
+
+
+@pytest.mark.parametrize(
+    ("case", "obj", "before", "span"),
+    [
+        ("never admitted", _at(("QuotaReserved", "False", T1)), None, None),
+        ("admitted, holds", _at(("Admitted", "True", T1)), None, (T1, None)),
+        (
+            "admitted, finished",
+            _at(("Admitted", "True", T1), ("Finished", "True", T2)),
+            None,
+            (T1, T2),
+        ),
+        ("evicted after an admission", _at(("Admitted", "False", T2)), (T1, None), (T1, T2)),
+        ("evicted, never seen admitted", _at(("Admitted", "False", T2)), None, None),
+        ("admitted again", _at(("Admitted", "True", T3)), (T1, T2), (T3, None)),
+    ],
+)
+def test_admission_span(case: str, obj: dict, before: Span | None, span: Span | None) -> None:
+    assert admission_span(obj, before) == span, case
+
+
+@pytest.mark.parametrize(
+    ("case", "since", "until", "beside"),
+    [
+        ("runs across both", "2026-12-05T10:00:00Z", T3, ["a", "holds"]),
+        ("after a ended, same second counts", T2, T3, ["a", "holds"]),
+        ("before either", "2026-12-05T09:00:00Z", "2026-12-05T09:59:00Z", []),
+        ("still running, after a", "2026-12-05T10:00:10.5+00:00", None, ["holds"]),
+    ],
+)
+def test_admitted_beside(case: str, since: str, until: str | None, beside: list[str]) -> None:
+    spans: dict[str, Span] = {"a": (T1, T2), "holds": (T2, None)}
+    assert admitted_beside(spans, since, until) == beside, case

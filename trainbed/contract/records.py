@@ -154,6 +154,10 @@ class Result(BaseModel):
     #: again; such a re-run is not a failed attempt and does not count against the retries.
     #: Null where it never was (added in v1, optional).
     preemptions: list[str] | None = None
+    #: Other Workloads Kueue admitted in the trial's namespace while it ran (other campaigns'
+    #: trials, other teams' Jobs): work that may have shared its nodes. Null where none was or
+    #: nothing could see (no queue). The Noise section names these trials (added in v1).
+    admitted_beside: list[str] | None = None
     wall_time_s: float | None = None
     train_time_s: float | None = None
     epochs_run: int = 0

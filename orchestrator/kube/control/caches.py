@@ -15,6 +15,7 @@ from trainbed.contract.env import CAMPAIGN_LABEL, INDEX_ANNOTATION, MANAGED_SELE
 from trainbed.contract.errors import ClusterError
 from trainbed.orchestrator.kube.adapter.api import KubeApi
 from trainbed.orchestrator.kube.adapter.informer import Changes, Informer, Obj
+from trainbed.orchestrator.kube.objects.queueing import Span, admission_span
 
 
 def slim(obj: Obj) -> Obj:
@@ -70,6 +71,9 @@ class ClusterCaches:
         #: Job name -> Kueue's Workload for it; Job name -> (campaign, trial)
         self._workloads: dict[str, Obj] = {}
         self._job_names: dict[str, tuple[str, str]] = {}
+        #: Workload name -> (its Job, its latest admission), kept after the Workload is gone:
+        #: which work Kueue admitted beside a trial is read when the trial is recorded
+        self._admissions: dict[str, tuple[str | None, Span]] = {}
         self.workloads: Informer | None = None
         self.jobs = Informer(
             api.lister("Job", namespace),
@@ -113,6 +117,12 @@ class ClusterCaches:
 
     def _workload_changed(self, name: str, old: Obj | None, new: Obj | None) -> None:
         job = ((new or old or {}).get("metadata") or {}).get("job")
+        if new is not None:
+            with self._lock:
+                before = self._admissions.get(name)
+                span = admission_span(new, before[1] if before else None)
+                if span is not None:
+                    self._admissions[name] = (job, span)
         if not job:
             return
         with self._lock:
@@ -123,6 +133,11 @@ class ClusterCaches:
             owner = self._job_names.get(job)
             if owner is not None:
                 self._dirty.setdefault(owner[0], set()).add(owner[1])
+
+    def admissions(self) -> dict[str, tuple[str | None, Span]]:
+        """Workload name -> (its Job, its latest admission) of every Workload seen admitted."""
+        with self._lock:
+            return dict(self._admissions)
 
     def workload(self, job_name: str) -> Obj | None:
         """The Workload Kueue keeps for the Job ``job_name``, if any."""

@@ -44,7 +44,7 @@ from trainbed.orchestrator.kube.objects.manifests import (
     trial_service,
 )
 from trainbed.orchestrator.kube.objects.metadata import job_name
-from trainbed.orchestrator.kube.objects.queueing import BLOCKING, queue_reason
+from trainbed.orchestrator.kube.objects.queueing import BLOCKING, admitted_beside, queue_reason
 from trainbed.orchestrator.kube.objects.trial_status import (
     CREATING,
     QUEUED,
@@ -211,6 +211,15 @@ class KubernetesExecutor:
                 self._create_failed.add(trial.trial_id)
             self.caches.changes.bump()
 
+    def _admitted_beside(self, since: str | None, until: str | None) -> list[str]:
+        """Other Workloads Kueue admitted in the namespace while a trial ran from ``since``
+        (its admission) to ``until``: not this campaign's trials (other campaigns' are)."""
+        if self.workloads is None or not since:
+            return []
+        own = {job_name(self.name, trial_id) for trial_id in self.specs}
+        spans = {n: span for n, (job, span) in self.caches.admissions().items() if job not in own}
+        return admitted_beside(spans, since, until)
+
     def stop(self, trial_id: str, status: str, reason: str) -> None:
         # In the cluster the Job's activeDeadlineSeconds bounds every trial; the driver runs
         # without its own timeout here, so a stop comes only from an explicit request.
@@ -222,7 +231,11 @@ class KubernetesExecutor:
         job, pods = self.caches.trial(self.name, trial_id)
         assert job is not None and job_finished(job), f"{trial_id}: recorded once it finished"
         seen = observation(job, pods, results_visible=self.results is not None)
-        seen = replace(seen, preemptions=tuple(self.preemptions.pop(trial_id, ())))
+        seen = replace(
+            seen,
+            preemptions=tuple(self.preemptions.pop(trial_id, ())),
+            admitted_beside=tuple(self._admitted_beside(seen.admitted_at, seen.finished_at)),
+        )
         spec = self.specs[trial_id]
         if self.results is None:
             self.seen[trial_id] = seen
@@ -345,6 +358,7 @@ def _result(entry: dict[str, Any]) -> Result:
         finished_at=entry.get("finished"),
         queued_at=entry.get("queued"),
         admitted_at=entry.get("admitted"),
+        admitted_beside=entry.get("beside"),
         wall_time_s=(finished - started) if started and finished else None,
         enforcement={"mode": "kubernetes"},
     )

@@ -7,15 +7,22 @@ what blocks the campaign: the LocalQueue (or its ClusterQueue) does not exist
 (``QueueMissing``), or Kueue found the Workload inadmissible for another reason
 (``Inadmissible``). An evicted Workload (preempted, its pods not ready in time) waits again:
 ``Evicted``, with Kueue's reason.
+
+:func:`admission_span` and :func:`admitted_beside` say which other work Kueue admitted while a
+trial ran: a timing confounder the Noise section names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
-from trainbed.contract.kueue import ADMITTED, EVICTED, QUOTA_RESERVED
+from trainbed.contract.kueue import ADMITTED, EVICTED, FINISHED, QUOTA_RESERVED
 from trainbed.orchestrator.kube.objects.campaign_status import Blocker, Condition
+
+#: When a Workload was last admitted, and when that admission ended (None: it still holds).
+Span = tuple[str, str | None]
 
 #: Queue reasons that do not pass by themselves: they also become the Blocked condition.
 BLOCKING = ("QueueMissing", "Inadmissible")
@@ -64,3 +71,37 @@ def queued_condition(reasons: Iterable[tuple[str, Blocker]]) -> Condition:
     count = len(by_reason[reason])
     who = f"{count} trials, e.g. {trial}" if count > 1 else trial
     return Condition("Queued", "True", reason, f"{who}: {first.message}"[:1000])
+
+
+def admission_span(workload: Mapping[str, Any], before: Span | None = None) -> Span | None:
+    """The Workload's latest admission, from its conditions' transition times: since its
+    ``Admitted`` condition turned True, until it finished or lost admission (evicted). The span
+    ``before`` (what an earlier version showed) is kept where the conditions no longer say
+    when it began. None where it was never seen admitted."""
+    conds = _conditions(workload)
+    admitted, finished = conds.get(ADMITTED), conds.get(FINISHED)
+    start, end = before if before is not None else (None, None)
+    if admitted is not None and admitted.get("status") == "True":
+        start, end = admitted.get("lastTransitionTime") or start, None
+    elif admitted is not None and start is not None and end is None:
+        end = admitted.get("lastTransitionTime") or end
+    if start is not None and finished is not None and finished.get("status") == "True":
+        end = finished.get("lastTransitionTime") or end
+    return None if start is None else (start, end)
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def admitted_beside(spans: Mapping[str, Span], since: str, until: str | None) -> list[str]:
+    """The names of ``spans`` (other Workloads' admissions) that overlap a trial's run from
+    ``since`` to ``until`` (None: still running), sorted. The API server's stamps are whole
+    seconds, so spans that touch within the same second count as overlapping."""
+    begin = _when(since).replace(microsecond=0)
+    end = _when(until) if until else None
+    found = []
+    for name, (start, stop) in spans.items():
+        if (end is None or _when(start) <= end) and (stop is None or _when(stop) >= begin):
+            found.append(name)
+    return sorted(found)

@@ -200,6 +200,8 @@ def trial_status(
         entry["finished"] = observation(job, pods, results_visible=False).finished_at
         if result is not None:
             entry.update(status=result.status, reason=result.reason)
+            if result.admitted_beside:  # only where there was some: records stay small
+                entry["beside"] = list(result.admitted_beside)
         return entry
     unschedulable = _unschedulable(pods)
     if queued(job):

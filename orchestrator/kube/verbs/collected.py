@@ -48,7 +48,11 @@ def settled_result(
     # Kueue's timestamps are the controller's alone: the worker never sees its own queueing
     queueing = {
         field: record[key]
-        for field, key in (("queued_at", "queued"), ("admitted_at", "admitted"))
+        for field, key in (
+            ("queued_at", "queued"),
+            ("admitted_at", "admitted"),
+            ("admitted_beside", "beside"),
+        )
         if record.get(key) and (worker is None or getattr(worker, field) is None)
     }
     if worker is not None and worker.status == record["status"]:
