@@ -325,3 +325,55 @@ def up(cluster: launcher.Cluster) -> None:
 def running(state: Path) -> bool:
     pid = launcher._pids(state, (NAME,)).get(NAME)
     return pid is not None and launcher._alive(pid)
+
+
+GROUP = "kueue.x-k8s.io/v1beta2"
+
+
+def queue_objects(namespace: str, local_queue: str, cpu: str, memory: str) -> list[dict]:
+    """A LocalQueue ``local_queue`` in ``namespace`` on a ClusterQueue of its own
+    (``cq-<namespace>``) with a nominal quota of ``cpu`` and ``memory``, which preempts
+    lower-priority work for higher; with the ResourceFlavor and two WorkloadPriorityClasses
+    (``low`` 10, ``high`` 1000) it needs. The tests and ``benchmarks/k8s_kueue.py`` apply it."""
+    quota = [{"name": "cpu", "nominalQuota": cpu}, {"name": "memory", "nominalQuota": memory}]
+    return [
+        {"apiVersion": GROUP, "kind": "ResourceFlavor", "metadata": {"name": "default"}},
+        *(
+            {"apiVersion": GROUP, "kind": "WorkloadPriorityClass", "metadata": {"name": name}}
+            | {"value": value}
+            for name, value in (("low", 10), ("high", 1000))
+        ),
+        {
+            "apiVersion": GROUP,
+            "kind": "ClusterQueue",
+            "metadata": {"name": f"cq-{namespace}"},
+            "spec": {
+                "preemption": {"withinClusterQueue": "LowerPriority"},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory"],
+                        "flavors": [{"name": "default", "resources": quota}],
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": GROUP,
+            "kind": "LocalQueue",
+            "metadata": {"name": local_queue, "namespace": namespace},
+            "spec": {"clusterQueue": f"cq-{namespace}"},
+        },
+    ]
+
+
+def apply(cluster: launcher.Cluster, objects: list[dict]) -> None:
+    """``kubectl apply`` of ``objects`` (Kueue's kinds included) as one List."""
+    items = {"apiVersion": "v1", "kind": "List", "items": objects}
+    _kubectl(cluster, "apply", "-f", "-", input_text=json.dumps(items))
+
+
+def delete_cluster_queue(cluster: launcher.Cluster, namespace: str) -> None:
+    """Remove the ClusterQueue :func:`queue_objects` made for ``namespace`` (best effort)."""
+    with contextlib.suppress(launcher.ClusterError):
+        _kubectl(cluster, "delete", "clusterqueue", f"cq-{namespace}", "--wait=false")

@@ -15,8 +15,6 @@ front of the real control plane; kwok nodes run the pods.
 # ruff: noqa: F811 (the shared fixtures are imported from test_controller)
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -53,88 +51,13 @@ def with_kueue(cluster: launcher.Cluster) -> launcher.Cluster:
     return cluster
 
 
-def _apply(cluster: launcher.Cluster, *objects: dict[str, Any]) -> None:
-    items = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-    subprocess.run(
-        [launcher.kubectl_path(), f"--kubeconfig={cluster.kubeconfig}", "apply", "-f", "-"],
-        input=json.dumps(items),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-
-
-GROUP = "kueue.x-k8s.io/v1beta2"
-
-
-def _priority(name: str, value: int) -> dict[str, Any]:
-    return {
-        "apiVersion": GROUP,
-        "kind": "WorkloadPriorityClass",
-        "metadata": {"name": name},
-        "value": value,
-    }
-
-
 @pytest.fixture
 def queue(with_kueue: launcher.Cluster, namespace: str) -> Iterator[str]:
     """A LocalQueue in ``namespace`` on a ClusterQueue of its own with room for one trial,
     which preempts lower-priority work for higher."""
-    group = GROUP
-    cluster_queue = f"cq-{namespace}"
-    _apply(
-        with_kueue,
-        {"apiVersion": group, "kind": "ResourceFlavor", "metadata": {"name": "default"}},
-        {
-            "apiVersion": group,
-            "kind": "WorkloadPriorityClass",
-            "metadata": {"name": "low"},
-            "value": 10,
-        },
-        {
-            "apiVersion": group,
-            "kind": "WorkloadPriorityClass",
-            "metadata": {"name": "high"},
-            "value": 1000,
-        },
-        {
-            "apiVersion": group,
-            "kind": "ClusterQueue",
-            "metadata": {"name": cluster_queue},
-            "spec": {
-                "preemption": {"withinClusterQueue": "LowerPriority"},
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "resourceGroups": [
-                    {
-                        "coveredResources": ["cpu", "memory"],
-                        "flavors": [
-                            {
-                                "name": "default",
-                                "resources": [
-                                    {"name": "cpu", "nominalQuota": str(QUOTA_CPU)},
-                                    {"name": "memory", "nominalQuota": "64Gi"},
-                                ],
-                            }
-                        ],
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": group,
-            "kind": "LocalQueue",
-            "metadata": {"name": "team", "namespace": namespace},
-            "spec": {"clusterQueue": cluster_queue},
-        },
-    )
+    kueue.apply(with_kueue, kueue.queue_objects(namespace, "team", str(QUOTA_CPU), "64Gi"))
     yield "team"
-    subprocess.run(
-        [launcher.kubectl_path(), f"--kubeconfig={with_kueue.kubeconfig}", "delete"]
-        + ["clusterqueue", cluster_queue, "--wait=false"],
-        capture_output=True,
-        timeout=60,
-    )
+    kueue.delete_cluster_queue(with_kueue, namespace)
 
 
 def _campaign(namespace: str, name: str, queue: str, duration: str, **kube: Any) -> dict[str, Any]:
@@ -311,7 +234,7 @@ def test_preempted_trial_is_recorded_and_runs_again(
             time.sleep(0.3)
         victims = _admitted(api, namespace, "preempt")
         assert victims, "Kueue admitted nothing"
-        _apply(with_kueue, _high_priority_job(namespace, queue))
+        kueue.apply(with_kueue, [_high_priority_job(namespace, queue)])
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             controller.reconcile_once()

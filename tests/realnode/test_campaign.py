@@ -3,19 +3,25 @@
 the kubelet sets the limits and each result.json says so from the pod's own cgroup; results go
 through the PVC; ``collect`` copies them out; the report has the local backend's structure;
 ``trainbed logs`` shows a rank's log; ``kubectl get campaigns`` and ``kubectl get pods -l
-trainbed.io/campaign=quickstart`` work while it runs."""
+trainbed.io/campaign=quickstart`` work while it runs.
+
+It runs through a real Kueue (``scripts/cluster up --kueue``) with ``--queue``: a LocalQueue
+whose quota fits one trial. Each result.json says when its trial was queued and admitted, and
+the report lists the waits in a Queueing section of their own, the only heading the local
+backend's report lacks."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cluster import realnode, realnode_volume
+from tests.cluster import kueue, launcher, realnode, realnode_volume
 from tests.realnode.campaigns import (
     QUICKSTART,
     campaign_namespace,
@@ -41,6 +47,12 @@ def _tree(root: Path) -> set[str]:
     return found
 
 
+def _when(stamp: str) -> datetime:
+    """A timestamp, to the second (the API server's are whole seconds, the worker's finer)."""
+    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return parsed.replace(microsecond=0)
+
+
 def _headings(report: Path) -> list[str]:
     return [line for line in (report / "index.md").read_text().splitlines() if line.startswith("#")]
 
@@ -49,11 +61,25 @@ def test_quickstart_trains_in_pods(real_node: RealNode, tmp_path: Path) -> None:
     install_crd()
     spec = yaml.safe_load(QUICKSTART.read_text())
     name = spec["metadata"]["name"]
+    cluster = launcher.running(real_node.state)
+    assert cluster is not None
+    kueue.up(cluster)
     with campaign_namespace(real_node, "qs") as ns:
+        kueue.apply(cluster, kueue.queue_objects(ns, "team", cpu="2", memory="3Gi"))
         out = tmp_path / "k8s"
         log = tmp_path / "run.log"
         run = cli_background(
-            "run", str(QUICKSTART), "--backend", "kubernetes", "-n", ns, "--out", str(out), log=log
+            "run",
+            str(QUICKSTART),
+            "--backend",
+            "kubernetes",
+            "-n",
+            ns,
+            "--out",
+            str(out),
+            "--queue",
+            "team",
+            log=log,
         )
         listed, placed = "", set()
         try:
@@ -85,6 +111,8 @@ def test_quickstart_trains_in_pods(real_node: RealNode, tmp_path: Path) -> None:
             result = json.loads((root / "trials" / trial_id / "result.json").read_text())
             assert result["status"] == "succeeded", (trial_id, result["reason"])
             assert result["world_size"] == 2 and 0 <= result["final_accuracy"] <= 1
+            waited = [_when(result[k]) for k in ("queued_at", "admitted_at", "started_at")]
+            assert waited == sorted(waited), result  # Kubernetes' stamps are whole seconds
             enforcement = result["enforcement"]
             back = enforcement["read_back"]  # the worker read its own cgroup in the pod
             assert enforcement["mode"] == "kubernetes" and enforcement["limits_confirmed"] is True
@@ -128,4 +156,8 @@ def test_quickstart_trains_in_pods(real_node: RealNode, tmp_path: Path) -> None:
         ]
         assert keys[0] == keys[1], keys[0] ^ keys[1]
     assert _tree(root / "report") == _tree(local / name / "report")
-    assert _headings(root / "report") == _headings(local / name / "report")
+    queueing = "## Queueing (Kueue)"
+    headings = _headings(root / "report")
+    assert queueing in headings
+    assert [h for h in headings if h != queueing] == _headings(local / name / "report")
+    assert "8 trials waited in a Kueue queue" in (root / "report" / "index.md").read_text()
