@@ -39,9 +39,12 @@ STOPS_WITHIN_S = 30.0
 
 
 def chart_rules() -> list[dict[str, Any]]:
-    """The controller Role's rules as the chart ships them (plain YAML under ``rules:``)."""
-    text = CHART_RBAC.read_text()
-    return yaml.safe_load(text.split("rules:\n", 1)[1].split("\n---", 1)[0])
+    """The controller Role's rules as the chart ships them (plain YAML under ``rules:``; the
+    template's own lines, such as the ``kueue`` condition around the read-only Workloads
+    rule, left out, so that rule is in)."""
+    text = CHART_RBAC.read_text().split("rules:\n", 1)[1].split("\n---", 1)[0]
+    plain = [line for line in text.splitlines() if not line.strip().startswith("{{")]
+    return yaml.safe_load("\n".join(plain))
 
 
 def without_create_jobs(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
