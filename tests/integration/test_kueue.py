@@ -151,6 +151,17 @@ def _admitted(api: KubeApi, namespace: str, name: str) -> set[str]:
     return {j.metadata.name for j in jobs.items if not j.spec.suspend}
 
 
+def _first_admitted(api: KubeApi, controller: Controller, namespace: str, name: str) -> set[str]:
+    """Reconcile until Kueue admits some of campaign ``name``'s Jobs (60 s at most): those."""
+    deadline = time.monotonic() + 60
+    while not _admitted(api, namespace, name) and time.monotonic() < deadline:
+        controller.reconcile_once()
+        time.sleep(0.3)
+    admitted = _admitted(api, namespace, name)
+    assert admitted, "Kueue admitted nothing"
+    return admitted
+
+
 def test_kueue_stopped_mid_campaign_then_back(
     api: KubeApi, with_kueue: launcher.Cluster, namespace: str, queue: str
 ) -> None:
@@ -159,12 +170,7 @@ def test_kueue_stopped_mid_campaign_then_back(
     api.apply_campaign(obj)
     controller = Controller(api, namespace, only="outage").start()
     try:
-        deadline = time.monotonic() + 60
-        while not _admitted(api, namespace, "outage") and time.monotonic() < deadline:
-            controller.reconcile_once()
-            time.sleep(0.3)
-        admitted = _admitted(api, namespace, "outage")
-        assert admitted, "Kueue admitted nothing"
+        admitted = _first_admitted(api, controller, namespace, "outage")
         kueue.stop(with_kueue.state)
         outage_ends = time.monotonic() + 12  # the first trial (2 s) ends meanwhile
         while time.monotonic() < outage_ends:
@@ -228,12 +234,7 @@ def test_preempted_trial_is_recorded_and_runs_again(
     controller = Controller(api, namespace, only="preempt").start()
     preempted_seen = False
     try:
-        deadline = time.monotonic() + 60
-        while not _admitted(api, namespace, "preempt") and time.monotonic() < deadline:
-            controller.reconcile_once()
-            time.sleep(0.3)
-        victims = _admitted(api, namespace, "preempt")
-        assert victims, "Kueue admitted nothing"
+        _first_admitted(api, controller, namespace, "preempt")
         kueue.apply(with_kueue, [_high_priority_job(namespace, queue)])
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
