@@ -150,7 +150,8 @@ def _beside_note(found: dict[str, Result], data: dict[str, Any]) -> str:
         f"\n**{len(beside)} of {len(found)} trials ran while Kueue had admitted other work in "
         f"their namespace** (other campaigns' trials, other teams' Jobs), which may have shared "
         f"their nodes: {shown}. Work outside the namespace is out of the controller's sight; "
-        "the load records above are what say whether anything competed for a trial's CPUs.\n"
+        "a trial's own load record, where it has one, is what says whether anything competed "
+        "for its CPUs.\n"
     )
 
 
