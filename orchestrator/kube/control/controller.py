@@ -6,10 +6,11 @@ whenever something changes. It keeps no state of its own that the cluster does n
 restart, recorded trials come back from each campaign's records ConfigMaps and running ones from
 their Jobs, and creating an existing trial is a no-op, so no Job is ever duplicated.
 
-Once a second at most, it makes new records durable, then (and only then) lets the executor
-clean up their trials, then writes the Campaign's bounded status
+Once a second at most, its status writer
+(:mod:`~trainbed.orchestrator.kube.control.status_writer`) makes new records durable, then (and
+only then) lets the executor clean up their trials, then writes the Campaign's bounded status
 (:class:`~trainbed.orchestrator.kube.objects.campaign_status.CampaignStatus`) when its value
-changed.
+changed; beside the loop, so that a slow write never holds a freed slot.
 
 Only the holder of a campaign's Lease (:mod:`~trainbed.orchestrator.kube.control.lease`)
 reconciles it, so a second controller in the namespace waits instead of writing beside the first,
@@ -36,7 +37,7 @@ from trainbed.orchestrator.kube.control.campaign_runtime import CampaignRuntime,
 from trainbed.orchestrator.kube.control.executor import KubernetesExecutor
 from trainbed.orchestrator.kube.control.lease import LeaseKeeper
 from trainbed.orchestrator.kube.control.record_store import RecordStore, chunk_of
-from trainbed.orchestrator.kube.objects.blockers import pvc_blocker
+from trainbed.orchestrator.kube.control.status_writer import SYNC_S, StatusWriter
 from trainbed.orchestrator.kube.objects.campaign_status import (
     FINAL_PHASES,
     CampaignStatus,
@@ -51,13 +52,9 @@ from trainbed.orchestrator.results_dir import ResultsDir
 
 log = logging.getLogger(__name__)
 RESYNC_S = 30.0
-#: Records and status are written at most once per SYNC_S per campaign.
-SYNC_S = 1.0
-#: How often the results PVC is read while a campaign runs.
-PVC_CHECK_S = 10.0
 #: Passes are at least this far apart, so a burst of watch events costs one pass, and at most
-#: a quarter of the controller's time goes to passes (a pass reads every trial of the plan).
-MIN_PASS_S = 0.05
+#: a third of the controller's time goes to passes (a pass reads every trial of the plan).
+MIN_PASS_S = 0.01
 #: Pauses after a pass that failed on a temporary API error (the adapter has already retried
 #: each request), one step longer per failure in a row.
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -92,6 +89,7 @@ class Controller:
         self.invalid: dict[str, tuple[int, str]] = {}
         self.stopping = threading.Event()
         self.leases = LeaseKeeper(api, namespace, self._wanted, self.caches.changes.bump)
+        self.writer = StatusWriter(api, namespace, self.caches.changes.bump)
 
     def _wanted(self) -> dict[str, dict[str, Any]]:
         """The campaigns this controller would reconcile if it held their leases."""
@@ -125,6 +123,7 @@ class Controller:
         """Say on each campaign this controller looks after why it stopped (the ``Stalled``
         condition), where the API lets it write that. The caller raises ``err``: the CLI prints
         it as its one line and exits 2."""
+        self.writer.close()  # a write still in flight would land after this one, without it
         found = self.campaigns.snapshot()
         names = {n for n in found if n in self.runtimes or self.leases.holds(n)}
         names |= {self.only} if self.only else set()
@@ -150,6 +149,7 @@ class Controller:
 
     def stop(self) -> None:
         self.interrupt()
+        self.writer.close()  # the last records and status written before the leases go
         self.leases.stop()  # released, so the next controller need not wait for them to lapse
         for runtime in self.runtimes.values():
             runtime.executor.close()
@@ -219,6 +219,7 @@ class Controller:
         )
         if runtime is not None:
             runtime.executor.close()
+            self.writer.forget(name)
         previous = CampaignStatus.from_storage(obj.get("status"))
         runtime = CampaignRuntime(
             generation,
@@ -254,6 +255,7 @@ class Controller:
         for name in list(self.runtimes):
             if name not in campaigns or not self.leases.holds(name):
                 self.runtimes.pop(name).executor.close()  # gone, or another controller's now
+                self.writer.forget(name)
         for name, obj in campaigns.items():
             if self.only and name != self.only:
                 continue
@@ -264,50 +266,9 @@ class Controller:
             if runtime is None:
                 continue
             done = runtime.driver.step()
-            self._sync(runtime, done)
+            self.writer.sync(runtime, done)
             all_done = all_done and done
         return all_done
-
-    def _sync(self, runtime: CampaignRuntime, done: bool) -> None:
-        """Make new records durable, then clean up their trials, then write the status if its
-        value changed; at most once per SYNC_S, and at once when the campaign is done."""
-        executor = runtime.executor
-        now = time.monotonic()
-        if not done and now - runtime.last_sync < SYNC_S:
-            return
-        runtime.last_sync = now
-        if executor.unflushed:
-            batch = dict(executor.unflushed)
-            try:
-                runtime.store.write(batch)
-            except ClusterError as err:
-                if err.permanent:
-                    raise
-                log.warning("%s: writing records failed: %s", runtime.campaign.name, err)
-                return  # the records stay unflushed and their Jobs stay; the next sync retries
-            executor.flushed(list(batch))
-        if not done and now - runtime.last_pvc_check >= PVC_CHECK_S:
-            runtime.last_pvc_check = now
-            k8s = runtime.campaign.spec.kubernetes
-            try:
-                pvc = self.api.get_object("PersistentVolumeClaim", self.namespace, k8s.results_pvc)
-                runtime.pvc = pvc_blocker(pvc, k8s.results_pvc, self.namespace)
-            except ClusterError as err:
-                if err.permanent:
-                    raise
-                log.warning("%s: reading the results PVC failed: %s", runtime.campaign.name, err)
-        runtime.view = runtime.status(done)
-        if runtime.view == runtime.written:
-            return
-        body = runtime.view.for_storage()
-        try:
-            self.api.patch_campaign_status(self.namespace, runtime.campaign.name, body)
-        except ClusterError as err:
-            if err.permanent:
-                raise
-            log.warning("%s: writing the status failed: %s", runtime.campaign.name, err)
-            return
-        runtime.written = runtime.view
 
     def _durable(self) -> bool:
         """Every reconciled campaign's completion is written: records and status."""
@@ -349,7 +310,7 @@ class Controller:
             pending = any(
                 r.executor.unflushed or r.executor.live or r.view != r.written
                 for r in self.runtimes.values()
-            )
+            ) or any(self.writer.in_flight(n) for n in self.runtimes)
             self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 

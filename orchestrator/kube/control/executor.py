@@ -128,6 +128,9 @@ class KubernetesExecutor:
         self._cleaning: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=create_workers, thread_name_prefix="create")
+        #: each creating thread's second request (its own pool: waiting on the first would
+        #: deadlock a full one)
+        self._beside = ThreadPoolExecutor(max_workers=create_workers, thread_name_prefix="beside")
         self._seen = caches.changes.count
         #: trial_id -> Kueue's reason for each time it evicted the trial (its Job suspended
         #: again); the trial then waits and runs again in the same Job, not as a failure
@@ -196,8 +199,14 @@ class KubernetesExecutor:
     def _create(self, trial: TrialSpec) -> None:
         try:
             ns = self.namespace
+            # the ConfigMap and the Service side by side, then the Job, which must come last:
+            # a restarted controller takes a trial with a Job for one whose objects all exist
+            service = self._beside.submit(
+                self.api.create,
+                trial_service(self.campaign, trial, namespace=ns, owner=self.owner),
+            )
             self.api.create(trial_configmap(self.campaign, trial, namespace=ns, owner=self.owner))
-            self.api.create(trial_service(self.campaign, trial, namespace=ns, owner=self.owner))
+            service.result()
             self.api.create(trial_job(self.campaign, trial, namespace=ns, owner=self.owner))
             self.create_errors.pop(trial.trial_id, None)
         except Exception as err:  # noqa: BLE001 - reported in status, retried by the driver
@@ -341,6 +350,7 @@ class KubernetesExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._beside.shutdown(wait=True)
 
 
 def _iso(seconds: float | None) -> str:
