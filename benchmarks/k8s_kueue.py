@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cluster import drop_namespace, kwok_namespace  # noqa: E402
+from benchmarks.cluster import drop_namespace, kwok_namespace, kwok_queue  # noqa: E402
 from tests.cluster import kueue, launcher  # noqa: E402
 from tests.cluster.campaign_crd import install_campaign_crd  # noqa: E402
 from tests.cluster.simulated import simulated_campaign  # noqa: E402
@@ -39,7 +39,6 @@ from trainbed.orchestrator.kube.control.record_store import RecordStore  # noqa:
 from trainbed.orchestrator.kube.verbs.commands import campaign_object  # noqa: E402
 
 LR = {"name": "lr", "target": "workload.lr", "levels": [0.01, 0.02, 0.05, 0.1, 0.2]}
-TRIAL_CPU_M, TRIAL_MEMORY_MI = 100, 128  # what simulated_campaign asks per trial (one rank)
 
 
 def run_campaign(
@@ -55,13 +54,9 @@ def run_campaign(
         concurrency=trials if queued else slots,
         duration=duration,
         cleanup="keep",
+        queue=kwok_queue(cluster, namespace, slots) if queued else None,
     )
-    obj = campaign_object(spec, namespace)
-    if queued:
-        cpu, memory = f"{slots * TRIAL_CPU_M}m", f"{slots * TRIAL_MEMORY_MI}Mi"
-        kueue.apply(cluster, kueue.queue_objects(namespace, "team", cpu, memory))
-        obj["spec"]["kubernetes"]["queue"] = "team"
-    api.apply_campaign(obj)
+    api.apply_campaign(campaign_object(spec, namespace))
     controller = Controller(api, namespace, only=name).start()
     thread = threading.Thread(target=lambda: controller.run(until_done=True), daemon=True)
     start = time.perf_counter()

@@ -29,9 +29,11 @@ def simulated_campaign(
     seed: int = 1,
     image: str = "trainbed:bench",
     trial_timeout_s: int = 600,
+    queue: str | None = None,
 ) -> Campaign:
     """A full factorial of ``factors`` replicated to ``trials`` runs (a multiple of the design's
-    size), one rank each, whose kwok pods succeed ``duration`` after they start."""
+    size), one rank each, whose kwok pods succeed ``duration`` after they start; through the
+    Kueue LocalQueue ``queue`` where one is named."""
     points = prod(len(factor["levels"]) for factor in factors)
     return parse_campaign(
         {
@@ -50,6 +52,7 @@ def simulated_campaign(
                     "image": image,
                     "cleanup": cleanup,
                     "pod_annotations": {SIM_DURATION: duration},
+                    **({"queue": queue} if queue else {}),
                 },
             },
         }

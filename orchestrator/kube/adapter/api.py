@@ -46,6 +46,8 @@ PATHS: dict[str, tuple[str, str]] = {
 #: The Python client's keyword names -> the API's query parameters (what Watch.stream passes).
 _QUERY = {
     "label_selector": "labelSelector",
+    "field_selector": "fieldSelector",
+    "include_object": "includeObject",
     "limit": "limit",
     "_continue": "continue",
     "watch": "watch",
@@ -120,6 +122,7 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
         timeout: urllib3.Timeout = TIMEOUT,
+        accept: str = "application/json",
         **query: Any,
     ) -> Any:
         """One API request; the unread urllib3 response, or ApiException on a non-2xx status or
@@ -142,6 +145,7 @@ class KubeApi:
                     data=data,
                     content_type=content_type,
                     timeout=timeout,
+                    accept=accept,
                 )
             except ApiException as err:
                 if pause is None or not api_error_retryable(err.status):

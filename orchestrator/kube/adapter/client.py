@@ -95,10 +95,11 @@ def send(
     data: str | None,
     content_type: str,
     timeout: urllib3.Timeout,
+    accept: str = "application/json",
 ) -> Any:
     """One request over the client's pool with its credentials; the unread urllib3 response,
     or :class:`ApiException` on a non-2xx status or no answer at all (``status`` None)."""
-    headers = {"Accept": "application/json", **api_client.default_headers}
+    headers = {"Accept": accept, **api_client.default_headers}
     for setting in api_client.configuration.auth_settings().values():
         if setting.get("in") == "header" and setting.get("value"):
             headers[setting["key"]] = setting["value"]
