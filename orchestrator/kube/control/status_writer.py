@@ -57,6 +57,7 @@ class StatusWriter:
         self.wake = wake
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-writer")
         self._pending: dict[str, Future[Written]] = {}
+        self._closed = False
 
     def sync(self, runtime: CampaignRuntime, done: bool) -> None:
         """Apply the campaign's finished write, if any; then start the next one when one is
@@ -81,34 +82,28 @@ class StatusWriter:
         if not batch and not check_pvc and status is None:
             return
         pvc = runtime.campaign.spec.kubernetes.results_pvc if check_pvc else None
-        self._pending[name] = self._pool.submit(
-            self._write, name, runtime.store, batch, status, pvc
-        )
+        if self._closed:
+            return  # stopping: a write now would land after the leases go
+        future = self._pool.submit(self._write_all, name, runtime.store, batch, status, pvc)
+        # woken once the future is done, not before: a loop woken earlier sees it unfinished
+        future.add_done_callback(lambda _: self.wake())
+        self._pending[name] = future
 
     def in_flight(self, name: str) -> bool:
         return name in self._pending
 
     def forget(self, name: str) -> None:
-        """The campaign is no longer this controller's: its write in flight ends unapplied."""
-        self._pending.pop(name, None)
+        """The campaign is no longer this controller's: a write not yet begun is dropped, one
+        in flight ends unapplied."""
+        future = self._pending.pop(name, None)
+        if future is not None:
+            future.cancel()
 
     def close(self) -> None:
         """Let the writes in flight finish (their outcome is not applied: a restarted
         controller finds the Jobs of trials it did not clean up, and cleans them up)."""
+        self._closed = True
         self._pool.shutdown(wait=True)
-
-    def _write(
-        self,
-        name: str,
-        store: RecordStore,
-        batch: dict[str, dict[str, Any]],
-        status: CampaignStatus | None,
-        pvc_name: str | None,
-    ) -> Written:
-        try:
-            return self._write_all(name, store, batch, status, pvc_name)
-        finally:
-            self.wake()
 
     def _write_all(
         self,
