@@ -307,10 +307,13 @@ class Controller:
                 return  # finished by the controller that holds it
             spent = time.monotonic() - began
             self.stopping.wait(max(MIN_PASS_S, 3 * spent) - spent)
-            pending = any(
-                r.executor.unflushed or r.executor.live or r.view != r.written
-                for r in self.runtimes.values()
-            ) or any(self.writer.in_flight(n) for n in self.runtimes)
+            pending = (
+                any(
+                    r.executor.unflushed or r.executor.live or r.view != r.written
+                    for r in self.runtimes.values()
+                )
+                or self.writer.busy
+            )
             self.caches.changes.wait(seen, SYNC_S if pending else RESYNC_S)
 
 

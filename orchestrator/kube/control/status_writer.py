@@ -89,8 +89,10 @@ class StatusWriter:
         future.add_done_callback(lambda _: self.wake())
         self._pending[name] = future
 
-    def in_flight(self, name: str) -> bool:
-        return name in self._pending
+    @property
+    def busy(self) -> bool:
+        """A write is in flight, whose outcome the loop has yet to apply."""
+        return bool(self._pending)
 
     def forget(self, name: str) -> None:
         """The campaign is no longer this controller's: a write not yet begun is dropped, one
